@@ -38,6 +38,6 @@ let package = Package(
             dependencies: ["Encoder"],
             resources: [.copy("Fixtures")]
         ),
-        .testTarget(name: "CLITests", dependencies: []),
+        .testTarget(name: "CLITests", dependencies: ["Encoder"]),
     ]
 )

@@ -60,19 +60,30 @@ echo "   $ROUNDS rounds interleaved, ${SECONDS_EACH} s per measurement; raw JSON
 # The last line of stdout that is a JSON object (anything else a command prints is ignored).
 json_line() { grep -E '^\{' | tail -n 1; }
 
+# CPU used by anything but this script's own children while an engine runs, as a share of the
+# machine: /proc/stat busy jiffies (steal included) minus what our waited-for children used.
+machine_jiffies() { awk '/^cpu /{b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6}' /proc/stat; }
+own_jiffies() { sed 's/.*) //' "/proc/$$/stat" | awk '{print $14 + $15}'; }  # cutime + cstime
+worst_others=0
+
 run_engine() {  # $1 = adaptermix | ort | torch
-  local out
+  local out busy0 total0 own0 busy1 total1 own1 others
+  read -r busy0 total0 < <(machine_jiffies); own0=$(own_jiffies)
   case $1 in
     adaptermix) out=$("$ADAPTERMIX" bench encoder --json --threads 2 --seconds "$SECONDS_EACH" | json_line) \
                   || { echo "peer: '$ADAPTERMIX bench encoder --json' failed" >&2; return 1; } ;;
     ort|torch)  out=$("$PY" bench/peer.py --engine "$1" --json --threads 2 --seconds "$SECONDS_EACH" 2>"$OUTDIR/peer-$1.log" | json_line) \
                   || { cat "$OUTDIR/peer-$1.log" >&2; return 1; } ;;
   esac
+  read -r busy1 total1 < <(machine_jiffies); own1=$(own_jiffies)
+  others=$(awk -v b=$((busy1 - busy0)) -v o=$((own1 - own0)) -v t=$((total1 - total0)) \
+    'BEGIN { x = t > 0 ? 100 * (b - o) / t : 0; printf "%.0f", x < 0 ? 0 : x }')
+  [ "$others" -gt "$worst_others" ] && worst_others=$others
   if [ -z "$out" ]; then echo "peer: $1 printed no JSON object" >&2; return 1; fi
   echo "$out" >> "$JSONL"
   echo "$out" | "$PY" -c 'import json, sys
 j = json.load(sys.stdin); e, a, b = j["engine"], j["fixed"]["seq_per_s"], j["corpus"]["seq_per_s"]
-print(f"   round {sys.argv[1]}  {e:<12} (a) {a:7.1f} seq/s   (b) {b:7.1f} seq/s")' "$r"
+print(f"   round {sys.argv[1]}  {e:<12} (a) {a:7.1f} seq/s   (b) {b:7.1f} seq/s   other processes: {sys.argv[2]}% of the CPUs")' "$r" "$others"
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -118,3 +129,6 @@ if am["sgemm"]:
 else:
     print("adaptermix reported no sgemm_gflops")
 EOF
+if [ "$worst_others" -gt 5 ]; then
+  echo "WARNING: other processes took up to ${worst_others}% of the CPUs during a run: these figures are not from a quiet machine"
+fi

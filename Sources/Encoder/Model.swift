@@ -36,6 +36,8 @@ public final class EncoderWorkspace {
     var tmp: UnsafeMutablePointer<Float>    // (N, C)
     var ffn: UnsafeMutablePointer<Float>    // (N, F)
     var scores: UnsafeMutablePointer<Float> // (T, T)
+    /// Per-stage wall time, when enabled (benchmarks); nil costs nothing.
+    public var profile: StageProfile?
 
     public init(config: EncoderConfig) {
         self.config = config
@@ -58,6 +60,29 @@ public final class EncoderWorkspace {
             scores = .allocate(capacity: t * t)
             scoreCapacity = t * t
         }
+    }
+}
+
+/// Where a forward pass spends its time, stage by stage (accumulated over passes).
+public final class StageProfile {
+    public enum Stage: Int, CaseIterable, Sendable {
+        case embeddings, qkvGemm, attention, attentionOutput, ffnInGemm, gelu, ffnOutGemm, residualLayerNorm
+    }
+    public private(set) var nanoseconds = [UInt64](repeating: 0, count: Stage.allCases.count)
+    private var last: UInt64 = 0
+
+    public init() {}
+
+    func start() { last = DispatchTime.now().uptimeNanoseconds }
+
+    func lap(_ stage: Stage) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        nanoseconds[stage.rawValue] &+= now &- last
+        last = now
+    }
+
+    public func add(_ other: [UInt64]) {
+        for i in nanoseconds.indices { nanoseconds[i] &+= other[i] }
     }
 }
 
@@ -105,6 +130,7 @@ public struct EncoderModel: Sendable {
         let B = batch.batchSize, T = batch.seqLen, N = B * T
         let C = config.hiddenSize, F = config.intermediateSize, NH = config.numAttentionHeads, D = config.headSize
         ws.reserve(tokens: max(N, 1), seqLen: max(T, 1))
+        ws.profile?.start()
         let w = weights.buffer
         let x = ws.x, qkv = ws.qkv, ctx = ws.ctx, tmp = ws.tmp, ffn = ws.ffn, scores = ws.scores
         let eps = config.layerNormEps
@@ -131,6 +157,8 @@ public struct EncoderModel: Sendable {
         }
         layernormForward(out: x, mean: nil, rstd: nil, input: x, weight: w.pointer(weights.embLnWeight),
                          bias: w.pointer(weights.embLnBias), rows: N, cols: C, eps: eps)
+        let prof = ws.profile
+        prof?.lap(.embeddings)
 
         let scale = 1 / Float(D).squareRoot()
         for layer in weights.layers {
@@ -138,6 +166,7 @@ public struct EncoderModel: Sendable {
             // over the real tokens only (what HF's additive mask computes for them).
             linearForward(out: qkv, input: x, weight: w.pointer(layer.qkvWeight), bias: w.pointer(layer.qkvBias),
                           rows: N, inDim: C, outDim: 3 * C)
+            prof?.lap(.qkvGemm)
             for b in 0..<B {
                 let L = batch.lengths[b]
                 if L < T { (ctx + (b * T + L) * C).initialize(repeating: 0, count: (T - L) * C) }
@@ -151,20 +180,23 @@ public struct EncoderModel: Sendable {
                           m: L, n: D, k: L)
                 }
             }
-            linearForward(out: tmp, input: ctx, weight: w.pointer(layer.attnOutWeight), bias: w.pointer(layer.attnOutBias),
-                          rows: N, inDim: C, outDim: C)
-            addForward(out: tmp, tmp, x, count: N * C)
+            prof?.lap(.attention)
+            linearForward(out: tmp, input: ctx, weight: w.pointer(layer.attnOutWeight), bias: nil, rows: N, inDim: C, outDim: C)
+            biasResidualForward(out: tmp, tmp, bias: w.pointer(layer.attnOutBias), residual: x, rows: N, cols: C)
             layernormForward(out: x, mean: nil, rstd: nil, input: tmp, weight: w.pointer(layer.attnLnWeight),
                              bias: w.pointer(layer.attnLnBias), rows: N, cols: C, eps: eps)
-            // Feed-forward: GELU(x·W1ᵀ + b1)·W2ᵀ + b2, residual, LayerNorm.
-            linearForward(out: ffn, input: x, weight: w.pointer(layer.ffnInWeight), bias: w.pointer(layer.ffnInBias),
-                          rows: N, inDim: C, outDim: F)
-            geluForward(ffn, count: N * F)
-            linearForward(out: tmp, input: ffn, weight: w.pointer(layer.ffnOutWeight), bias: w.pointer(layer.ffnOutBias),
-                          rows: N, inDim: F, outDim: C)
-            addForward(out: tmp, tmp, x, count: N * C)
+            prof?.lap(.attentionOutput)
+            // Feed-forward: GELU(x·W1ᵀ + b1)·W2ᵀ + b2, residual, LayerNorm (biases fused into the passes after each GEMM).
+            linearForward(out: ffn, input: x, weight: w.pointer(layer.ffnInWeight), bias: nil, rows: N, inDim: C, outDim: F)
+            prof?.lap(.ffnInGemm)
+            biasGeluForward(ffn, bias: w.pointer(layer.ffnInBias), rows: N, cols: F)
+            prof?.lap(.gelu)
+            linearForward(out: tmp, input: ffn, weight: w.pointer(layer.ffnOutWeight), bias: nil, rows: N, inDim: F, outDim: C)
+            prof?.lap(.ffnOutGemm)
+            biasResidualForward(out: tmp, tmp, bias: w.pointer(layer.ffnOutBias), residual: x, rows: N, cols: C)
             layernormForward(out: x, mean: nil, rstd: nil, input: tmp, weight: w.pointer(layer.outLnWeight),
                              bias: w.pointer(layer.outLnBias), rows: N, cols: C, eps: eps)
+            prof?.lap(.residualLayerNorm)
         }
         return x
     }

@@ -31,7 +31,8 @@ public final class EncoderRunner: Sendable {
 
     /// Calls `body(batchIndices, batch, hidden)` for every batch, on worker threads. `body` must only
     /// touch outputs that belong to its own indices.
-    public func run(_ encodings: [Encoding], padId: Int,
+    /// With `profile`, each thread times its stages and the totals are added into it.
+    public func run(_ encodings: [Encoding], padId: Int, profile: StageProfile? = nil,
                     body: @Sendable ([Int], EncoderBatch, UnsafeMutablePointer<Float>) -> Void) throws {
         let groups = plan(lengths: encodings.map(\.ids.count))
         let batches = groups.map { EncoderBatch($0.map { encodings[$0] }, padId: padId) }
@@ -39,15 +40,20 @@ public final class EncoderRunner: Sendable {
         let next = Atomic<Int>(0)
         let model = self.model
         let workers = min(threads, batches.count)
+        let totals = Mutex<[UInt64]>([UInt64](repeating: 0, count: StageProfile.Stage.allCases.count))
+        let profiling = profile != nil
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             let ws = EncoderWorkspace(config: model.config)
+            if profiling { ws.profile = StageProfile() }
             while true {
                 let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
                 guard i < batches.count else { break }
                 let hidden = model.forward(batches[i], workspace: ws)
                 body(groups[i], batches[i], hidden)
             }
+            if let p = ws.profile?.nanoseconds { totals.withLock { for i in $0.indices { $0[i] &+= p[i] } } }
         }
+        if let profile { profile.add(totals.withLock { $0 }) }
     }
 
     /// Pooled sentence embeddings, in input order.

@@ -78,6 +78,37 @@ public func geluForward(_ x: UnsafeMutablePointer<Float>, count: Int) {
     }
 }
 
+/// GELU of (x + bias) in place over `rows` rows of `cols`: the linear layer's bias fused in.
+public func biasGeluForward(_ x: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, rows: Int, cols: Int) {
+    let invSqrt2: Float = 0.7071067811865476
+    for r in 0..<rows {
+        let row = x + r * cols
+        var i = 0
+        while i + 8 <= cols {
+            let v = load8(row + i) + load8(bias + i)
+            store8(row + i, v * 0.5 * (1 + verf(v * invSqrt2)))
+            i += 8
+        }
+        while i < cols {
+            let v = row[i] + bias[i]
+            row[i] = v * 0.5 * (1 + serf(v * invSqrt2))
+            i += 1
+        }
+    }
+}
+
+/// out = x + bias + residual over `rows` rows of `cols` (a linear layer's bias and the residual
+/// connection in one pass). `out` may alias `x`.
+public func biasResidualForward(out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                                residual: UnsafePointer<Float>, rows: Int, cols: Int) {
+    for r in 0..<rows {
+        let o = out + r * cols, a = x + r * cols, res = residual + r * cols
+        var i = 0
+        while i + 8 <= cols { store8(o + i, load8(a + i) + load8(bias + i) + load8(res + i)); i += 8 }
+        while i < cols { o[i] = a[i] + bias[i] + res[i]; i += 1 }
+    }
+}
+
 /// out[i] = a[i] + b[i] (residual connections). `out` may alias `a`.
 public func addForward(out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
     var i = 0

@@ -32,6 +32,9 @@ struct BenchEncoder: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
+    @Flag(help: "Also print the share of forward time per stage (a pass with timers on).")
+    var profile = false
+
     func run() throws {
         do { try measure() } catch let e as CustomStringConvertible & Error { throw CLIError(e.description) }
     }
@@ -92,7 +95,19 @@ struct BenchEncoder: ParsableCommand {
                          seqLen, sa["seq_per_s"]!, sa["tok_per_s"]!, sa["gflops"]!, 100 * sa["gflops"]! / ceiling))
             print(String(format: "(b) 512 SMS, mean %.1f tok: %8.1f seq/s %10.0f tok/s %7.1f GFLOP/s  (%.0f%% of sgemm)",
                          meanTokens, sb["seq_per_s"]!, sb["tok_per_s"]!, sb["gflops"]!, 100 * sb["gflops"]! / ceiling))
+            if profile {
+                try printProfile(runner, fixed, padId: padId, label: "(a)")
+                try printProfile(runner, encodings, padId: padId, label: "(b)")
+            }
         }
+    }
+
+    private func printProfile(_ runner: EncoderRunner, _ encodings: [Encoding], padId: Int, label: String) throws {
+        let p = StageProfile()
+        for _ in 0..<3 { try runner.run(encodings, padId: padId, profile: p) { _, _, _ in } }
+        let total = Double(p.nanoseconds.reduce(0, +))
+        let parts = StageProfile.Stage.allCases.map { String(format: "%@ %.1f%%", "\($0)", 100 * Double(p.nanoseconds[$0.rawValue]) / total) }
+        print("    \(label) stages: " + parts.joined(separator: ", "))
     }
 
     /// One warm-up pass, then whole passes until `seconds` have elapsed.

@@ -147,6 +147,29 @@ final class TokenizerTests: XCTestCase {
         try checkFixture(tokenizer, "tokenizer_tiny_bpe.json")
     }
 
+    /// Older files spell merges as "a b" strings instead of ["a", "b"] pairs.
+    func testLegacyStringMergesGiveTheSameEncodings() throws {
+        let url = try Self.tinyRobertaURL()
+        var json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        var model = try XCTUnwrap(json["model"] as? [String: Any])
+        let pairs = try XCTUnwrap(model["merges"] as? [[String]])
+        XCTAssertFalse(pairs.isEmpty)
+        model["merges"] = pairs.map { $0.joined(separator: " ") }
+        json["model"] = model
+        let legacy = try load(json)
+        let modern = try Tokenizer.load(contentsOf: url)
+        for c in try loadFixture("tokenizer_tiny_roberta.json").cases {
+            XCTAssertEqual(try legacy.encode(c.text, pair: c.pair, maxLength: 64),
+                           try modern.encode(c.text, pair: c.pair, maxLength: 64), c.text)
+        }
+    }
+
+    func testLoadAcceptsTheModelDirectory() throws {
+        let dir = try Self.fixturesDirectory().appendingPathComponent("tiny-roberta")
+        XCTAssertEqual(try Tokenizer.load(contentsOf: dir).encode("hello"),
+                       try Tokenizer.load(contentsOf: dir.appendingPathComponent("tokenizer.json")).encode("hello"))
+    }
+
     func testExplicitMaxLengthOverridesFile() throws {
         let tokenizer = try Tokenizer.load(contentsOf: try Self.miniLMTokenizerURL())
         let e = try tokenizer.encode("one two three four five six", maxLength: 5)

@@ -33,11 +33,11 @@ enum ModelFactory {
 /// treat canonically equivalent spellings, e.g. precomposed and decomposed Hangul, as equal).
 typealias TokenKey = ArraySlice<UInt8>
 
-@inline(__always)
-func tokenKey(_ s: String) -> TokenKey { Array(s.utf8)[...] }
-
 /// The model's `vocab`: token → id and id → token.
 struct TokenVocab: Sendable {
+    @inline(__always)
+    static func key(_ s: String) -> TokenKey { Array(s.utf8)[...] }
+
     let ids: [TokenKey: Int]
     let strings: [String]  // by id; "" where no token has that id
     let count: Int
@@ -53,7 +53,7 @@ struct TokenVocab: Sendable {
             guard let id = TokenizerJSON.integer(value), id >= 0, id < 1 << 26 else {
                 throw node.invalid("id of token \"\(token)\" is not a non-negative integer")
             }
-            ids[tokenKey(token)] = id
+            ids[Self.key(token)] = id
             pairs.append((token, id))
             maxId = max(maxId, id)
         }
@@ -64,7 +64,7 @@ struct TokenVocab: Sendable {
         self.count = ids.count
     }
 
-    func id(_ token: String) -> Int? { ids[tokenKey(token)] }
+    func id(_ token: String) -> Int? { ids[Self.key(token)] }
 
     func token(_ id: Int) -> String { id >= 0 && id < strings.count ? strings[id] : "" }
 }

@@ -70,26 +70,27 @@ enum UnicodeForm: Sendable {
 }
 
 extension CharClass {
-/// Full (context-free) Unicode lowercase mapping per scalar, like Rust's `char::to_lowercase`.
-static func lowercased(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
-    var out: [Unicode.Scalar] = []
-    out.reserveCapacity(text.count)
-    for c in text {
-        let v = c.value
-        if v < 0x80 {
-            out.append(v >= 0x41 && v <= 0x5A ? Unicode.Scalar(UInt8(v + 32)) : c)
-        } else if c.properties.changesWhenLowercased {
-            out.append(contentsOf: c.properties.lowercaseMapping.unicodeScalars)
-        } else {
-            out.append(c)
+    /// Full (context-free) Unicode lowercase mapping per scalar, like Rust's `char::to_lowercase`.
+    static func lowercased(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        var out: [Unicode.Scalar] = []
+        out.reserveCapacity(text.count)
+        for c in text {
+            let v = c.value
+            if v < 0x80 {
+                out.append(v >= 0x41 && v <= 0x5A ? Unicode.Scalar(UInt8(v + 32)) : c)
+            } else if c.properties.changesWhenLowercased {
+                out.append(contentsOf: c.properties.lowercaseMapping.unicodeScalars)
+            } else {
+                out.append(c)
+            }
         }
+        return out
     }
-    return out
-}
 
-static func strippingAccents(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
-    text.filter { !CharClass.isNonspacingMark($0) }
-}
+    /// BertNormalizer's accent stripping: drops nonspacing marks (Mn) only.
+    static func strippingAccents(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        text.filter { !CharClass.isNonspacingMark($0) }
+    }
 }
 
 // MARK: - Normalizers
@@ -129,9 +130,10 @@ struct UnicodeFormNormalizer: Normalizer {
     func normalize(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] { form.apply(text) }
 }
 
-/// Drops nonspacing marks (use after NFD, as HF does).
+/// HF `StripAccents`: drops every combining mark (Mn, Mc, Me), unlike BertNormalizer's
+/// strip_accents which drops only Mn. Meant to follow NFD/NFKD.
 struct StripAccentsNormalizer: Normalizer {
-    func normalize(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] { CharClass.strippingAccents(text) }
+    func normalize(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] { text.filter { !CharClass.isMark($0) } }
 }
 
 struct StripNormalizer: Normalizer {

@@ -59,6 +59,15 @@ enum CharClass {
         c.value >= 0x300 && c.properties.generalCategory == .nonspacingMark
     }
 
+    /// General category M* (Mn, Mc, Me).
+    static func isMark(_ c: Unicode.Scalar) -> Bool {
+        guard c.value >= 0x300 else { return false }
+        switch c.properties.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark: return true
+        default: return false
+        }
+    }
+
     /// Regex `\p{L}`.
     @inline(__always)
     static func isLetter(_ c: Unicode.Scalar) -> Bool {
