@@ -11,7 +11,6 @@
 # engine; the header prints them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 ROUNDS=${ROUNDS:-3}
 SECONDS_EACH=${SECONDS_EACH:-2}
 ADAPTERMIX=${ADAPTERMIX:-.build/release/adaptermix}
@@ -44,34 +43,37 @@ stamp_time=$(date +%Y%m%d-%H%M%S)
 JSONL=$OUTDIR/encoder-$stamp_time.jsonl
 : > "$JSONL"
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
-echo "== AdapterMix encoder vs peers — $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "   machine: ${cpu:-unknown CPU}, $(nproc) cores; all engines 2 threads"
-echo "   OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-<unset>}  OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE-<unset>}  (left as they are)"
-echo "   peers: $("$PY" -c 'import onnxruntime, torch, transformers, tokenizers; print(f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__}, transformers {transformers.__version__}, tokenizers {tokenizers.__version__}")')"
-echo "   adaptermix: $ADAPTERMIX ($(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- Sources Package.swift 2>/dev/null || echo ', with local changes'))"
-load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
-echo "   load average before: $load"
-if awk -v l="$load" 'BEGIN { exit !(l >= 0.5) }'; then
-  echo "   WARNING: the machine is busy (load $load on $(nproc) cores): figures will be low and uneven; rerun when idle"
-fi
-echo "   $ROUNDS rounds interleaved, ${SECONDS_EACH} s per measurement; raw JSON: $JSONL"
-
-# The last line of stdout that is a JSON object (anything else a command prints is ignored).
-json_line() { grep -E '^\{' | tail -n 1; }
-
 # CPU used by anything but this script's own children while an engine runs, as a share of the
 # machine: /proc/stat busy jiffies (steal included) minus what our waited-for children used.
 machine_jiffies() { awk '/^cpu /{b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6}' /proc/stat; }
 own_jiffies() { sed 's/.*) //' "/proc/$$/stat" | awk '{print $14 + $15}'; }  # cutime + cstime
 worst_others=0
 
-run_engine() {  # $1 = adaptermix | ort | torch
+cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
+echo "== AdapterMix encoder vs peers — $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "   machine: ${cpu:-unknown CPU}, $(nproc) cores; all engines 2 threads"
+echo "   OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-<unset>}  OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE-<unset>}  (left as they are)"
+echo "   peers: $("$PY" -c 'import onnxruntime, torch, transformers, tokenizers; print(f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__}, transformers {transformers.__version__}, tokenizers {tokenizers.__version__}")')"
+echo "   adaptermix: $ADAPTERMIX ($(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- Sources Package.swift 2>/dev/null || echo ', with local changes'))"
+read -r b0 t0 < <(machine_jiffies); sleep 3; read -r b1 t1 < <(machine_jiffies)
+busy=$(( t1 > t0 ? 100 * (b1 - b0) / (t1 - t0) : 0 ))
+echo "   CPUs busy in the 3 s before the start: $busy%"
+if [ "$busy" -gt 5 ]; then
+  echo "   WARNING: the machine is busy: figures will be low and uneven; rerun when it is idle"
+fi
+echo "   $ROUNDS rounds interleaved, ${SECONDS_EACH} s per measurement; raw JSON: $JSONL"
+
+# The last line of stdout that is a JSON object (anything else a command prints is ignored).
+json_line() { grep -E '^\{' | tail -n 1; }
+
+run_engine() {  # $1 = adaptermix | adaptermix-padded | ort | torch
   local out busy0 total0 own0 busy1 total1 own1 others
   read -r busy0 total0 < <(machine_jiffies); own0=$(own_jiffies)
   case $1 in
     adaptermix) out=$("$ADAPTERMIX" bench encoder --json --threads 2 --seconds "$SECONDS_EACH" | json_line) \
                   || { echo "peer: '$ADAPTERMIX bench encoder --json' failed" >&2; return 1; } ;;
+    adaptermix-padded) out=$("$ADAPTERMIX" bench encoder --json --padded --threads 2 --seconds "$SECONDS_EACH" | json_line) \
+                  || { echo "peer: '$ADAPTERMIX bench encoder --json --padded' failed" >&2; return 1; } ;;
     ort|torch)  out=$("$PY" bench/peer.py --engine "$1" --json --threads 2 --seconds "$SECONDS_EACH" 2>"$OUTDIR/peer-$1.log" | json_line) \
                   || { cat "$OUTDIR/peer-$1.log" >&2; return 1; } ;;
   esac
@@ -82,21 +84,25 @@ run_engine() {  # $1 = adaptermix | ort | torch
   if [ -z "$out" ]; then echo "peer: $1 printed no JSON object" >&2; return 1; fi
   echo "$out" >> "$JSONL"
   echo "$out" | "$PY" -c 'import json, sys
-j = json.load(sys.stdin); e, a, b = j["engine"], j["fixed"]["seq_per_s"], j["corpus"]["seq_per_s"]
+j = json.load(sys.stdin); a, b = j["fixed"]["seq_per_s"], j["corpus"]["seq_per_s"]
+e = j["engine"] + ("-padded" if j.get("layout") == "padded" else "")
 print(f"   round {sys.argv[1]}  {e:<12} (a) {a:7.1f} seq/s   (b) {b:7.1f} seq/s   other processes: {sys.argv[2]}% of the CPUs")' "$r" "$others"
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
-  for e in adaptermix ort torch; do run_engine "$e"; done
+  for e in adaptermix adaptermix-padded ort torch; do run_engine "$e"; done
 done
 
 "$PY" - "$JSONL" <<'EOF'
 import json, sys
 
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+for r in rows:  # adaptermix's padded layout (what the peers compute) is its own row
+    if r.get("layout") == "padded":
+        r["engine"] += "-padded"
 # Best round per engine, per workload (highest seq/s); the sgemm rate comes with adaptermix's best (a).
 best = {}
-for e in ("adaptermix", "onnxruntime", "pytorch"):
+for e in ("adaptermix", "adaptermix-padded", "onnxruntime", "pytorch"):
     mine = [r for r in rows if r["engine"] == e]
     fx = max(mine, key=lambda r: r["fixed"]["seq_per_s"])
     co = max(mine, key=lambda r: r["corpus"]["seq_per_s"])
@@ -106,7 +112,8 @@ for e in ("adaptermix", "onnxruntime", "pytorch"):
 t = best["adaptermix"]["corpus"]
 print()
 print(f"Best of {best['adaptermix']['rounds']} rounds, 2 threads. (a) 32 x 128 fixed tokens; "
-      f"(b) 512 SMS, {t['tokens']} real tokens (mean {t['mean_tokens']:.1f}), batches of 32, dynamic padding.")
+      f"(b) 512 SMS, {t['tokens']} real tokens (mean {t['mean_tokens']:.1f}), batches of 32, length-sorted; "
+      f"adaptermix packs real tokens (no padding rows), adaptermix-padded and the peers pad each batch.")
 hdr = f"{'engine':<12} | {'(a) seq/s':>9} {'tok/s':>8} {'GFLOP/s':>8} | {'(b) seq/s':>9} {'tok/s':>8} {'GFLOP/s':>8}"
 print(hdr)
 print("-" * len(hdr))
@@ -118,11 +125,13 @@ for e, b in best.items():
     if b["threads"] != 2:
         print(f"warning: {e} reported {b['threads']} threads, not 2")
 print()
-am = best["adaptermix"]
-for e, label in (("onnxruntime", "ORT"), ("pytorch", "PyTorch")):
+for mine in ("adaptermix", "adaptermix-padded"):
+  am = best[mine]
+  for e, label in (("onnxruntime", "ORT"), ("pytorch", "PyTorch")):
     p = best[e]
-    print(f"adaptermix / {label:<8}: (a) {am['fixed']['seq_per_s'] / p['fixed']['seq_per_s']:.2f}x"
+    print(f"{mine} / {label:<8}: (a) {am['fixed']['seq_per_s'] / p['fixed']['seq_per_s']:.2f}x"
           f"   (b) {am['corpus']['seq_per_s'] / p['corpus']['seq_per_s']:.2f}x")
+am = best["adaptermix"]
 if am["sgemm"]:
     print(f"adaptermix (a) at {100 * am['fixed']['gflops'] / am['sgemm']:.0f}% of its measured sgemm rate "
           f"({am['sgemm']:.1f} GFLOP/s on the model's GEMM shapes)")

@@ -1,27 +1,38 @@
 import Foundation
 import Tensor
 
-/// A padded batch of tokenized sequences (B sequences, padded to T tokens, row-major B × T).
+/// A batch of tokenized sequences, laid out row by row (one row per token position).
+///
+/// Two layouts: *padded* — every sequence padded to the longest of the batch (B·T rows, the
+/// classic dynamic padding) — and *packed* — the sequences' real tokens back to back (Σ L rows),
+/// so that no linear layer computes a padding row. Attention is per sequence in both.
 public struct EncoderBatch: Sendable {
     public var batchSize: Int     // B
-    public var seqLen: Int        // T
-    public var ids: [Int32]       // (B, T), pad id beyond each length
-    public var typeIds: [Int32]   // (B, T)
+    public var seqLen: Int        // T, the longest sequence
+    public var packed: Bool
+    public var ids: [Int32]       // (rows), pad id in padding rows
+    public var typeIds: [Int32]   // (rows)
     public var lengths: [Int]     // (B) real tokens per sequence
+    public var rowStart: [Int]    // (B + 1) first row of each sequence; rowStart[B] = rows
 
-    /// Pads to the longest sequence of the batch (dynamic padding).
-    public init(_ encodings: [Encoding], padId: Int) {
+    public init(_ encodings: [Encoding], padId: Int, packed: Bool = true) {
         batchSize = encodings.count
         seqLen = encodings.map(\.ids.count).max() ?? 0
         lengths = encodings.map(\.ids.count)
-        ids = [Int32](repeating: Int32(padId), count: batchSize * seqLen)
-        typeIds = [Int32](repeating: 0, count: batchSize * seqLen)
+        self.packed = packed
+        var starts = [0]
+        for l in lengths { starts.append(starts.last! + (packed ? l : seqLen)) }
+        rowStart = starts
+        ids = [Int32](repeating: Int32(padId), count: starts.last!)
+        typeIds = [Int32](repeating: 0, count: starts.last!)
         for (b, e) in encodings.enumerated() {
-            for (t, id) in e.ids.enumerated() { ids[b * seqLen + t] = Int32(id) }
-            for (t, tt) in e.typeIds.enumerated() { typeIds[b * seqLen + t] = Int32(tt) }
+            for (t, id) in e.ids.enumerated() { ids[starts[b] + t] = Int32(id) }
+            for (t, tt) in e.typeIds.enumerated() { typeIds[starts[b] + t] = Int32(tt) }
         }
     }
 
+    /// Rows the linear layers run on (B·T padded, Σ L packed).
+    public var rows: Int { rowStart[batchSize] }
     public var realTokens: Int { lengths.reduce(0, +) }
 }
 
@@ -36,6 +47,7 @@ public final class EncoderWorkspace {
     var tmp: UnsafeMutablePointer<Float>    // (N, C)
     var ffn: UnsafeMutablePointer<Float>    // (N, F)
     var scores: UnsafeMutablePointer<Float> // (T, T)
+    var rowScale: UnsafeMutablePointer<Float> // (T) softmax row sums
     /// Per-stage wall time, when enabled (benchmarks); nil costs nothing.
     public var profile: StageProfile?
 
@@ -43,9 +55,10 @@ public final class EncoderWorkspace {
         self.config = config
         x = .allocate(capacity: 1); qkv = .allocate(capacity: 1); ctx = .allocate(capacity: 1)
         tmp = .allocate(capacity: 1); ffn = .allocate(capacity: 1); scores = .allocate(capacity: 1)
+        rowScale = .allocate(capacity: 1)
     }
 
-    deinit { for p in [x, qkv, ctx, tmp, ffn, scores] { p.deallocate() } }
+    deinit { for p in [x, qkv, ctx, tmp, ffn, scores, rowScale] { p.deallocate() } }
 
     func reserve(tokens n: Int, seqLen t: Int) {
         let C = config.hiddenSize, F = config.intermediateSize
@@ -56,8 +69,8 @@ public final class EncoderWorkspace {
             tokenCapacity = n
         }
         if t * t > scoreCapacity {
-            scores.deallocate()
-            scores = .allocate(capacity: t * t)
+            scores.deallocate(); rowScale.deallocate()
+            scores = .allocate(capacity: t * t); rowScale = .allocate(capacity: t)
             scoreCapacity = t * t
         }
     }
@@ -66,7 +79,7 @@ public final class EncoderWorkspace {
 /// Where a forward pass spends its time, stage by stage (accumulated over passes).
 public final class StageProfile {
     public enum Stage: Int, CaseIterable, Sendable {
-        case embeddings, qkvGemm, attention, attentionOutput, ffnInGemm, gelu, ffnOutGemm, residualLayerNorm
+        case embeddings, qkvGemm, attentionScores, softmax, attentionContext, attentionOutput, ffnInGemm, gelu, ffnOutGemm, residualLayerNorm
     }
     public private(set) var nanoseconds = [UInt64](repeating: 0, count: Stage.allCases.count)
     private var last: UInt64 = 0
@@ -113,7 +126,7 @@ public struct EncoderModel: Sendable {
                 throw ModelError(file: "input", reason: "sequence \(b) has \(L) tokens, more than the model's \(config.maxSequenceLength)", hint: "lower --max-length")
             }
             for t in 0..<L {
-                let id = Int(batch.ids[b * batch.seqLen + t]), tt = Int(batch.typeIds[b * batch.seqLen + t])
+                let id = Int(batch.ids[batch.rowStart[b] + t]), tt = Int(batch.typeIds[batch.rowStart[b] + t])
                 guard id >= 0, id < config.vocabSize else {
                     throw ModelError(file: "input", reason: "token id \(id) is outside the vocabulary (\(config.vocabSize))", hint: "the tokenizer does not belong to this model")
                 }
@@ -124,10 +137,11 @@ public struct EncoderModel: Sendable {
         }
     }
 
-    /// Runs the encoder; returns the last hidden state (B·T, C) inside `workspace` (valid until its
-    /// next use). Rows past each sequence's length are padding and hold unspecified values.
+    /// Runs the encoder; returns the last hidden state (rows, C) inside `workspace` (valid until its
+    /// next use); sequence b's tokens are rows rowStart[b] ..< rowStart[b] + lengths[b]. Padding rows
+    /// (padded layout) hold unspecified values.
     public func forward(_ batch: EncoderBatch, workspace ws: EncoderWorkspace) -> UnsafeMutablePointer<Float> {
-        let B = batch.batchSize, T = batch.seqLen, N = B * T
+        let B = batch.batchSize, T = batch.seqLen, N = batch.rows
         let C = config.hiddenSize, F = config.intermediateSize, NH = config.numAttentionHeads, D = config.headSize
         ws.reserve(tokens: max(N, 1), seqLen: max(T, 1))
         ws.profile?.start()
@@ -142,12 +156,12 @@ public struct EncoderModel: Sendable {
         batch.ids.withUnsafeBufferPointer { ids in
             batch.typeIds.withUnsafeBufferPointer { tts in
                 for b in 0..<B {
-                    for t in 0..<T {
-                        let row = x + (b * T + t) * C
-                        if t < batch.lengths[b] {
-                            let i = b * T + t
-                            addForward(out: row, word + Int(ids[i]) * C, pos + (t + offset) * C, count: C)
-                            addForward(out: row, row, type + Int(tts[i]) * C, count: C)
+                    let start = batch.rowStart[b], L = batch.lengths[b]
+                    for t in 0..<(batch.rowStart[b + 1] - start) {
+                        let row = x + (start + t) * C
+                        if t < L {
+                            addForward(out: row, word + Int(ids[start + t]) * C, pos + (t + offset) * C, count: C)
+                            addForward(out: row, row, type + Int(tts[start + t]) * C, count: C)
                         } else {
                             row.initialize(repeating: 0, count: C)
                         }
@@ -168,19 +182,24 @@ public struct EncoderModel: Sendable {
                           rows: N, inDim: C, outDim: 3 * C)
             prof?.lap(.qkvGemm)
             for b in 0..<B {
-                let L = batch.lengths[b]
-                if L < T { (ctx + (b * T + L) * C).initialize(repeating: 0, count: (T - L) * C) }
+                let L = batch.lengths[b], start = batch.rowStart[b], end = batch.rowStart[b + 1]
+                if start + L < end { (ctx + (start + L) * C).initialize(repeating: 0, count: (end - start - L) * C) }
                 guard L > 0 else { continue }
                 for h in 0..<NH {
-                    let q = qkv + b * T * 3 * C + h * D
+                    let q = qkv + start * 3 * C + h * D
+                    let out = ctx + start * C + h * D
                     sgemm(scores, ldc: L, q, lda: 3 * C, transA: false, q + C, ldb: 3 * C, transB: true,
                           m: L, n: L, k: D, alpha: scale)
-                    softmaxForward(scores, rows: L, n: L, stride: L)
-                    sgemm(ctx + b * T * C + h * D, ldc: C, scores, lda: L, transA: false, q + 2 * C, ldb: 3 * C, transB: false,
+                    prof?.lap(.attentionScores)
+                    // exp(s − max) without normalising; the 1/Σ is applied to the (L, D) output instead.
+                    softmaxUnnormalized(scores, rowSums: ws.rowScale, rows: L, n: L, stride: L)
+                    prof?.lap(.softmax)
+                    sgemm(out, ldc: C, scores, lda: L, transA: false, q + 2 * C, ldb: 3 * C, transB: false,
                           m: L, n: D, k: L)
+                    for r in 0..<L { scaleInPlace(out + r * C, 1 / ws.rowScale[r], count: D) }
+                    prof?.lap(.attentionContext)
                 }
             }
-            prof?.lap(.attention)
             linearForward(out: tmp, input: ctx, weight: w.pointer(layer.attnOutWeight), bias: nil, rows: N, inDim: C, outDim: C)
             biasResidualForward(out: tmp, tmp, bias: w.pointer(layer.attnOutBias), residual: x, rows: N, cols: C)
             layernormForward(out: x, mean: nil, rstd: nil, input: tmp, weight: w.pointer(layer.attnLnWeight),
@@ -205,8 +224,8 @@ public struct EncoderModel: Sendable {
     /// (sentence-transformers' `Normalize` module: x / max(‖x‖, 1e-12)).
     public func pool(_ hidden: UnsafePointer<Float>, batch: EncoderBatch, index b: Int, pooling: Pooling, normalize: Bool,
                      into out: UnsafeMutablePointer<Float>) {
-        let C = config.hiddenSize, T = batch.seqLen, L = batch.lengths[b]
-        let rows = hidden + b * T * C
+        let C = config.hiddenSize, L = batch.lengths[b]
+        let rows = hidden + batch.rowStart[b] * C
         switch pooling {
         case .cls:
             out.update(from: rows, count: C)

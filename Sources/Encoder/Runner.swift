@@ -12,9 +12,13 @@ public final class EncoderRunner: Sendable {
     public let model: EncoderModel
     public let threads: Int
     public let batchSize: Int
+    /// Packed batches (no padding rows) or classic dynamic padding; same results.
+    public let packed: Bool
 
-    public init(model: EncoderModel, threads: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 32) {
+    public init(model: EncoderModel, threads: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 32,
+                packed: Bool = true) {
         self.model = model
+        self.packed = packed
         self.threads = max(1, threads)
         self.batchSize = max(1, batchSize)
         BLAS.setThreads(1)
@@ -35,7 +39,7 @@ public final class EncoderRunner: Sendable {
     public func run(_ encodings: [Encoding], padId: Int, profile: StageProfile? = nil,
                     body: @Sendable ([Int], EncoderBatch, UnsafeMutablePointer<Float>) -> Void) throws {
         let groups = plan(lengths: encodings.map(\.ids.count))
-        let batches = groups.map { EncoderBatch($0.map { encodings[$0] }, padId: padId) }
+        let batches = groups.map { EncoderBatch($0.map { encodings[$0] }, padId: padId, packed: packed) }
         for batch in batches { try model.check(batch) }
         let next = Atomic<Int>(0)
         let model = self.model
@@ -76,7 +80,7 @@ public final class EncoderRunner: Sendable {
         let out = SharedFloats(count: offsets.last!)
         try run(encodings, padId: padId) { indices, batch, hidden in
             for (b, i) in indices.enumerated() {
-                (out.base + offsets[i]).update(from: hidden + b * batch.seqLen * C, count: batch.lengths[b] * C)
+                (out.base + offsets[i]).update(from: hidden + batch.rowStart[b] * C, count: batch.lengths[b] * C)
             }
         }
         return (0..<encodings.count).map { i in Array(UnsafeBufferPointer(start: out.base + offsets[i], count: offsets[i + 1] - offsets[i])) }

@@ -188,6 +188,34 @@ public func softmaxForward(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int, 
     }
 }
 
+/// exp(x − rowmax) in place, the row sums written to `rowSums` — softmax without the division,
+/// for attention, where dividing the (L, D) output is cheaper than the (L, L) probabilities.
+public func softmaxUnnormalized(_ x: UnsafeMutablePointer<Float>, rowSums: UnsafeMutablePointer<Float>, rows: Int, n: Int, stride: Int) {
+    for r in 0..<rows {
+        let row = x + r * stride
+        var mx = -Float.infinity
+        var i = 0
+        if n >= 8 {
+            var mv = F8(repeating: -.infinity)
+            while i + 8 <= n { let v = load8(row + i); mv = mv.replacing(with: v, where: v .> mv); i += 8 }
+            mx = mv.max()
+        }
+        while i < n { mx = max(mx, row[i]); i += 1 }
+        let mv = F8(repeating: mx)
+        var acc = F8(repeating: 0)
+        i = 0
+        while i + 8 <= n {
+            let e = vexp(load8(row + i) - mv)
+            store8(row + i, e)
+            acc += e
+            i += 8
+        }
+        var s = acc.sum()
+        while i < n { let e = sexp(row[i] - mx); row[i] = e; s += e; i += 1 }
+        rowSums[r] = s
+    }
+}
+
 /// x[i] *= s.
 public func scaleInPlace(_ x: UnsafeMutablePointer<Float>, _ s: Float, count: Int) {
     var i = 0

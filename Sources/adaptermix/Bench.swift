@@ -32,6 +32,9 @@ struct BenchEncoder: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
+    @Flag(help: "Pad every batch to its longest sequence instead of packing real tokens (what the peers compute).")
+    var padded = false
+
     @Flag(help: "Also print the share of forward time per stage (a pass with timers on).")
     var profile = false
 
@@ -43,7 +46,7 @@ struct BenchEncoder: ParsableCommand {
         let pretrained = try modelOptions.load()
         let model = pretrained.model, config = model.config
         let threads = threadOptions.threads
-        let runner = EncoderRunner(model: model, threads: threads, batchSize: batchSize)
+        let runner = EncoderRunner(model: model, threads: threads, batchSize: batchSize, packed: !padded)
         let corpusPath = corpus ?? PretrainedEncoder.assetsDirectory().appendingPathComponent("sms-spam.tsv").path
         let texts = try readLines(corpusPath).prefix(512).map { line -> String in
             guard let tab = line.firstIndex(of: "\t") else { return line }
@@ -83,12 +86,12 @@ struct BenchEncoder: ParsableCommand {
             func obj(_ d: [String: Double], _ extra: String) -> String {
                 "{\(extra)" + d.keys.sorted().map { "\"\($0)\":\(d[$0]!)" }.joined(separator: ",") + "}"
             }
-            print("{\"engine\":\"adaptermix\",\"threads\":\(threads),"
+            print("{\"engine\":\"adaptermix\",\"threads\":\(threads),\"layout\":\"\(padded ? "padded" : "packed")\","
                   + "\"fixed\":\(obj(sa, "\"batch\":32,\"seq_len\":\(seqLen),")),"
                   + "\"corpus\":\(obj(sb, "\"sentences\":512,\"tokens\":\(corpusTokens.reduce(0, +)),\"mean_tokens\":\(meanTokens),\"batch\":\(batchSize),")),"
                   + "\"sgemm_gflops\":\(ceiling)}")
         } else {
-            print("adaptermix bench encoder — \(pretrained.directory.lastPathComponent) (\(config.modelType.rawValue), L=\(config.numHiddenLayers), C=\(config.hiddenSize)), \(threads) thread(s)")
+            print("adaptermix bench encoder — \(pretrained.directory.lastPathComponent) (\(config.modelType.rawValue), L=\(config.numHiddenLayers), C=\(config.hiddenSize)), \(threads) thread(s), \(padded ? "padded" : "packed") batches of \(batchSize)")
             print("OpenBLAS: \(BLAS.configDescription)")
             print(String(format: "sgemm on the model's GEMM shapes: %.1f GFLOP/s", ceiling))
             print(String(format: "(a) 32 × %d fixed     : %8.1f seq/s %10.0f tok/s %7.1f GFLOP/s  (%.0f%% of sgemm)",
@@ -112,12 +115,12 @@ struct BenchEncoder: ParsableCommand {
 
     /// One warm-up pass, then whole passes until `seconds` have elapsed.
     private func timeRepeated(runner: EncoderRunner, encodings: [Encoding], padId: Int) throws -> (passes: Int, seconds: Double) {
-        try runner.run(encodings, padId: padId) { _, _, _ in }
+        _ = try runner.embed(encodings, padId: padId, pooling: .mean, normalize: false)
         let start = DispatchTime.now().uptimeNanoseconds
         var passes = 0
         var elapsed = 0.0
         repeat {
-            try runner.run(encodings, padId: padId) { _, _, _ in }
+            _ = try runner.embed(encodings, padId: padId, pooling: .mean, normalize: false)
             passes += 1
             elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         } while elapsed < seconds

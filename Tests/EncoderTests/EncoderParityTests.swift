@@ -17,7 +17,6 @@ final class EncoderParityTests: XCTestCase {
         let pretrained = try PretrainedEncoder(directory: modelDir)
         let cases = try EncoderCase.load("\(stem)_cases.json")
         let golden = try SafeTensorsFile(url: Paths.fixtures.appendingPathComponent("\(stem)_hidden.safetensors"))
-        let C = pretrained.model.config.hiddenSize
 
         // Token ids exactly as `tokenizers` made them.
         var encodings: [Encoding] = []
@@ -28,8 +27,16 @@ final class EncoderParityTests: XCTestCase {
             encodings.append(e)
         }
 
-        // Batches of 3 mix lengths, so padding and masking are exercised; 2 threads.
-        let runner = EncoderRunner(model: pretrained.model, threads: 2, batchSize: 3)
+        // Batches of 3 mix lengths, so padding and masking are exercised; 2 threads; both layouts.
+        for packed in [true, false] {
+            try compare(pretrained, encodings, cases, golden, runner: EncoderRunner(model: pretrained.model, threads: 2, batchSize: 3, packed: packed),
+                        label: "\(stem) \(packed ? "packed" : "padded")")
+        }
+    }
+
+    private func compare(_ pretrained: PretrainedEncoder, _ encodings: [Encoding], _ cases: [EncoderCase], _ golden: SafeTensorsFile,
+                         runner: EncoderRunner, label stem: String) throws {
+        let C = pretrained.model.config.hiddenSize
         let hidden = try runner.hiddenStates(encodings, padId: pretrained.tokenizer.padId)
         let mean = try runner.embed(encodings, padId: pretrained.tokenizer.padId, pooling: .mean, normalize: false)
         let meanNorm = try runner.embed(encodings, padId: pretrained.tokenizer.padId, pooling: .mean, normalize: true)
@@ -53,6 +60,10 @@ final class EncoderParityTests: XCTestCase {
         let encodings = try cases.map { try pretrained.tokenizer.encode($0.text, pair: $0.pair, maxLength: $0.max_length) }
         let one = try EncoderRunner(model: pretrained.model, threads: 1, batchSize: 1).hiddenStates(encodings, padId: 1)
         let many = try EncoderRunner(model: pretrained.model, threads: 2, batchSize: 8).hiddenStates(encodings, padId: 1)
-        for i in encodings.indices { XCTAssertLessThan(maxAbsDiff(one[i], many[i]), 1e-5, "case \(i)") }
+        let padded = try EncoderRunner(model: pretrained.model, threads: 2, batchSize: 8, packed: false).hiddenStates(encodings, padId: 1)
+        for i in encodings.indices {
+            XCTAssertLessThan(maxAbsDiff(one[i], many[i]), 1e-5, "case \(i)")
+            XCTAssertLessThan(maxAbsDiff(one[i], padded[i]), 1e-5, "case \(i), padded layout")
+        }
     }
 }
