@@ -9,11 +9,13 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
     ],
     targets: [
         // System-library shims (Debian: libopenblas-dev, libzmq3-dev).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
         // Numeric core.
         .target(
@@ -22,12 +24,13 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(name: "Encoder", dependencies: ["Tensor"]),
+        .target(name: "Datasets", dependencies: ["CZlib", .product(name: "Yams", package: "Yams")]),
 
         // The command line.
         .executableTarget(
             name: "adaptermix",
             dependencies: [
-                "Encoder", "Tensor",
+                "Encoder", "Tensor", "Datasets",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -38,6 +41,7 @@ let package = Package(
             dependencies: ["Encoder"],
             resources: [.copy("Fixtures")]
         ),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
         .testTarget(name: "CLITests", dependencies: ["Encoder"]),
     ]
 )

@@ -156,38 +156,6 @@ public func layernormForward(
     }
 }
 
-/// Row softmax in place over the first `n` entries of each of `rows` rows spaced `stride` apart:
-/// p = exp(x − max) / Σ exp(x − max).
-public func softmaxForward(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int, stride: Int) {
-    for r in 0..<rows {
-        let row = x + r * stride
-        var mx = -Float.infinity
-        var i = 0
-        if n >= 8 {
-            var mv = F8(repeating: -.infinity)
-            while i + 8 <= n { let v = load8(row + i); mv = mv.replacing(with: v, where: v .> mv); i += 8 }
-            mx = mv.max()
-        }
-        while i < n { mx = max(mx, row[i]); i += 1 }
-        let mv = F8(repeating: mx)
-        var acc = F8(repeating: 0)
-        i = 0
-        while i + 8 <= n {
-            let e = vexp(load8(row + i) - mv)
-            store8(row + i, e)
-            acc += e
-            i += 8
-        }
-        var s = acc.sum()
-        while i < n { let e = sexp(row[i] - mx); row[i] = e; s += e; i += 1 }
-        let inv = 1 / s
-        let iv = F8(repeating: inv)
-        i = 0
-        while i + 8 <= n { store8(row + i, load8(row + i) * iv); i += 8 }
-        while i < n { row[i] *= inv; i += 1 }
-    }
-}
-
 /// exp(x − rowmax) in place, the row sums written to `rowSums` — softmax without the division,
 /// for attention, where dividing the (L, D) output is cheaper than the (L, L) probabilities.
 public func softmaxUnnormalized(_ x: UnsafeMutablePointer<Float>, rowSums: UnsafeMutablePointer<Float>, rows: Int, n: Int, stride: Int) {
@@ -213,6 +181,16 @@ public func softmaxUnnormalized(_ x: UnsafeMutablePointer<Float>, rowSums: Unsaf
         var s = acc.sum()
         while i < n { let e = sexp(row[i] - mx); row[i] = e; s += e; i += 1 }
         rowSums[r] = s
+    }
+}
+
+/// Row softmax in place over the first `n` entries of each of `rows` rows spaced `stride` apart:
+/// p = exp(x − max) / Σ exp(x − max).
+public func softmaxForward(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int, stride: Int) {
+    var sum: Float = 0
+    for r in 0..<rows {
+        softmaxUnnormalized(x + r * stride, rowSums: &sum, rows: 1, n: n, stride: stride)
+        scaleInPlace(x + r * stride, 1 / sum, count: n)
     }
 }
 

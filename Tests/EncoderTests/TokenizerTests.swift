@@ -22,22 +22,10 @@ final class TokenizerTests: XCTestCase {
 
     // MARK: - Locations
 
-    static func fixturesDirectory() throws -> URL {
-        try XCTUnwrap(Bundle.module.url(forResource: "Fixtures", withExtension: nil), "Fixtures resource missing")
-    }
-
-    /// The package root: the first directory above this file holding Package.swift.
-    static func packageRoot() throws -> URL {
-        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while dir.path != "/" {
-            if FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) { return dir }
-            dir = dir.deletingLastPathComponent()
-        }
-        throw XCTSkip("cannot find the package root above \(#filePath)")
-    }
+    static func fixturesDirectory() throws -> URL { Paths.fixtures }
 
     static func miniLMTokenizerURL() throws -> URL {
-        let url = try packageRoot().appendingPathComponent(".cache/assets/all-MiniLM-L6-v2/tokenizer.json")
+        let url = Paths.minilm.appendingPathComponent("tokenizer.json")
         guard FileManager.default.fileExists(atPath: url.path) else {
             XCTFail("missing \(url.path): run `make setup` to fetch the model assets")
             throw TokenizerError.fileNotFound(path: url.path)
