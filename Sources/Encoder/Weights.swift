@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// A flat Float32 buffer; parameters are typed views (offsets) into it.
 ///
@@ -166,24 +167,5 @@ public struct EncoderWeights: Sendable {
             for i in 0..<n { p[i] = isLnWeight ? 1 : (isBiasLike ? 0 : 0.02 * rng.nextGaussian()) }
         }
         return EncoderWeights(config: config, buffer: buffer)
-    }
-}
-
-/// A small deterministic generator (SplitMix64) for seeded initialisation.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// A standard normal sample (Box–Muller).
-    public mutating func nextGaussian() -> Float {
-        let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300)
-        let u2 = Double(next() >> 11) / Double(1 << 53)
-        return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2))
     }
 }
