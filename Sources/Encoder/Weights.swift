@@ -98,7 +98,9 @@ public struct EncoderWeights: Sendable {
         return k
     }
 
-    init(config c: EncoderConfig, buffer: ParameterBuffer) {
+    /// Views over `buffer`, which must hold `parameterTable(c)`'s layout.
+    public init(config c: EncoderConfig, buffer: ParameterBuffer) {
+        precondition(buffer.count >= (Self.parameterTable(c).last.map { $0.offset + $0.shape.reduce(1, *) } ?? 0))
         let table = Self.parameterTable(c)
         var at: [String: Int] = [:]
         for t in table { at[t.name] = t.offset }
@@ -151,6 +153,13 @@ public struct EncoderWeights: Sendable {
             values.withUnsafeBufferPointer { buffer.pointer(t.offset).update(from: $0.baseAddress!, count: $0.count) }
         }
         return EncoderWeights(config: config, buffer: buffer)
+    }
+
+    /// A deep copy (to fold adapters into).
+    public func copy(config: EncoderConfig) -> EncoderWeights {
+        let b = ParameterBuffer(count: buffer.count)
+        b.base.update(from: buffer.base, count: buffer.count)
+        return EncoderWeights(config: config, buffer: b)
     }
 
     /// Random weights (normal, std 0.02; LayerNorm 1/0), for tests and benchmarks without assets.

@@ -128,3 +128,16 @@ public func crossEntropyForwardBackward(dLogits: UnsafeMutablePointer<Float>?, l
     }
     return Float(loss / Double(rows))
 }
+
+/// SiLU ("swish" in AdapterHub) x·σ(x), writing into `out` from `input`; and its backward
+/// dInput += dOut · σ(x)·(1 + x·(1 − σ(x))) from the pre-activation.
+public func swishForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count { let x = input[i]; out[i] = x / (1 + Foundation.exp(-x)) }
+}
+
+public func swishBackward(dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count {
+        let x = input[i], s = 1 / (1 + Foundation.exp(-x))
+        dInput[i] += dOut[i] * s * (1 + x * (1 - s))
+    }
+}

@@ -129,3 +129,15 @@ final class BackwardTests: XCTestCase {
         assertClose(dz, numericGradient(z, [1], loss), "cross-entropy")
     }
 }
+
+extension BackwardTests {
+    func testSwishBackward() {
+        let x = rand(13, scale: 4), w = rand(13)
+        var y = [Float](repeating: 0, count: 13)
+        swishForward(out: &y, input: x.map(Float.init), count: 13)
+        for (a, b) in zip(y, x) { XCTAssertEqual(Double(a), b / (1 + Foundation.exp(-b)), accuracy: 1e-6) }
+        var dx = [Float](repeating: 0, count: 13)
+        swishBackward(dInput: &dx, dOut: w.map(Float.init), input: x.map(Float.init), count: 13)
+        assertClose(dx, numericGradient(x, w) { $0.map { $0 / (1 + Foundation.exp(-$0)) } }, "swish")
+    }
+}
