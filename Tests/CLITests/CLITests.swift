@@ -24,15 +24,17 @@ final class CLITests: XCTestCase {
 
     struct Result { var status: Int32; var stdout: String; var stderr: String }
 
-    func run(_ args: [String], cwd: URL? = nil) throws -> Result {
-        guard let binary = Self.binary else {
+    func run(_ args: [String], cwd: URL? = nil) throws -> Result { try Self.run(args, cwd: cwd) }
+
+    static func run(_ args: [String], cwd: URL? = nil) throws -> Result {
+        guard let binary = binary else {
             XCTFail("adaptermix executable not found next to the tests: run 'swift build --build-tests' (make test does)")
             throw XCTSkip("no binary")
         }
         let p = Process()
         p.executableURL = binary
         p.arguments = args
-        p.currentDirectoryURL = cwd ?? Self.root
+        p.currentDirectoryURL = cwd ?? root
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
