@@ -1,0 +1,115 @@
+import Dispatch
+import Encoder
+import Foundation
+import Synchronization
+import Tensor
+
+/// Predictions of one example: the logits and the arg-max class.
+public struct Prediction: Sendable, Equatable {
+    public var logits: [Float]
+    public var label: Int
+}
+
+/// Accuracy and macro-F1 over a set of predictions.
+public struct ClassificationScores: Sendable, Equatable, Codable {
+    public var n: Int
+    public var correct: Int
+    public var accuracy: Double
+    public var macroF1: Double
+
+    enum CodingKeys: String, CodingKey { case n, correct, accuracy, macroF1 = "macro_f1" }
+
+    /// Macro-F1 averages the per-class F1 over every class that occurs in the targets or predictions
+    /// (scikit-learn's `f1_score(average="macro")` over the union of labels).
+    public init(predicted: [Int], targets: [Int], classes: Int) {
+        n = targets.count
+        correct = zip(predicted, targets).filter { $0 == $1 }.count
+        accuracy = n == 0 ? 0 : Double(correct) / Double(n)
+        var tp = [Int](repeating: 0, count: classes), fp = tp, fn = tp
+        for (p, t) in zip(predicted, targets) {
+            if p == t { tp[t] += 1 } else { fp[p] += 1; fn[t] += 1 }
+        }
+        var sum = 0.0, present = 0
+        for c in 0..<classes where tp[c] + fp[c] + fn[c] > 0 {
+            present += 1
+            let denom = Double(2 * tp[c] + fp[c] + fn[c])
+            sum += denom == 0 ? 0 : Double(2 * tp[c]) / denom
+        }
+        macroF1 = present == 0 ? 0 : sum / Double(present)
+    }
+}
+
+/// Runs an adapted encoder over many examples on several threads (whole batches per thread,
+/// single-threaded BLAS), optionally under FGSM.
+public struct AdaptedRunner: Sendable {
+    public let model: AdaptedEncoder
+    public let threads: Int
+    public let batchSize: Int
+
+    public init(model: AdaptedEncoder, threads: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 32) {
+        self.model = model
+        self.threads = max(1, threads)
+        self.batchSize = max(1, batchSize)
+        BLAS.setThreads(1)
+    }
+
+    /// Logits for every example, in input order. With `fgsmEpsilon`, each batch is first run
+    /// forward and backward against its true `labels`, its embeddings are moved by
+    /// ε·sign(∂loss/∂embeddings) (Goodfellow et al. 2015, on the embedding sum before its
+    /// LayerNorm), and the logits are those of the perturbed input.
+    public func predict(_ encodings: [Encoding], padId: Int, labels: [Int]? = nil, fgsmEpsilon: Float? = nil) throws -> [Prediction] {
+        precondition(fgsmEpsilon == nil || labels?.count == encodings.count, "FGSM needs the true labels")
+        let K = model.adapter.layout.head.classes
+        let order = encodings.indices.sorted { (encodings[$0].ids.count, $1) > (encodings[$1].ids.count, $0) }
+        let size = min(batchSize, max(1, (order.count + threads - 1) / threads))
+        let groups = stride(from: 0, to: order.count, by: size).map { Array(order[$0..<min($0 + size, order.count)]) }
+        let batches = groups.map { EncoderBatch($0.map { encodings[$0] }, padId: padId) }
+        for b in batches { try model.model.check(b) }
+        let out = LockedPredictions(count: encodings.count)
+        let next = Atomic<Int>(0)
+        let model = self.model
+        DispatchQueue.concurrentPerform(iterations: min(threads, max(batches.count, 1))) { _ in
+            let ws = AdaptedWorkspace()
+            var grads: ParameterBuffer?
+            while true {
+                let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard i < batches.count else { break }
+                let batch = batches[i], B = batch.batchSize
+                var logits: UnsafeMutablePointer<Float>
+                if let eps = fgsmEpsilon, let labels {
+                    let g = grads ?? ParameterBuffer(count: model.adapter.layout.count)
+                    grads = g
+                    logits = model.forward(batch, workspace: ws, keepTrace: true)
+                    let targets = groups[i].map { Int32(labels[$0]) }
+                    let dLogits = UnsafeMutablePointer<Float>.allocate(capacity: B * K)
+                    defer { dLogits.deallocate() }
+                    _ = crossEntropyForwardBackward(dLogits: dLogits, logits: logits, targets: targets, rows: B, classes: K)
+                    model.backward(batch, workspace: ws, dLogits: dLogits, grads: g)
+                    let N = batch.rows * model.model.config.hiddenSize
+                    let delta = UnsafeMutablePointer<Float>.allocate(capacity: N)
+                    defer { delta.deallocate() }
+                    let dE = ws.dEmbeddings.pointer
+                    for j in 0..<N { delta[j] = dE[j] > 0 ? eps : (dE[j] < 0 ? -eps : 0) }
+                    logits = model.forward(batch, workspace: ws, embeddingDelta: delta)
+                } else {
+                    logits = model.forward(batch, workspace: ws)
+                }
+                for (b, index) in groups[i].enumerated() {
+                    let row = Array(UnsafeBufferPointer(start: logits + b * K, count: K))
+                    var best = 0
+                    for c in 1..<K where row[c] > row[best] { best = c }
+                    out.set(index, Prediction(logits: row, label: best))
+                }
+            }
+        }
+        return out.values()
+    }
+}
+
+/// Results written by several threads at disjoint indices.
+final class LockedPredictions: Sendable {
+    private let storage: Mutex<[Prediction?]>
+    init(count: Int) { storage = Mutex([Prediction?](repeating: nil, count: count)) }
+    func set(_ i: Int, _ p: Prediction) { storage.withLock { $0[i] = p } }
+    func values() -> [Prediction] { storage.withLock { $0.map { $0! } } }
+}
