@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/release/adaptermix
 
-.PHONY: setup build demo test bench bench-peer clean
+.PHONY: setup build demo test bench bench-peer quality adapters clean
 
 setup:
 	@bash scripts/setup.sh
@@ -23,6 +23,13 @@ bench: build
 # The Python peers (ONNX Runtime, PyTorch) in their own virtualenv; never run by CI.
 bench-peer: setup
 	@bash bench/peer.sh
+
+# Adapter training runs (minutes each; not in CI): the quality bar, and all 13 domains × 3 methods.
+quality: build
+	@bash scripts/adapters.sh quality
+
+adapters: build
+	@bash scripts/adapters.sh all
 
 clean:
 	rm -rf .build

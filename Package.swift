@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
     ],
     targets: [
         // System-library shims (Debian: libopenblas-dev, libzmq3-dev).
@@ -24,14 +25,15 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(name: "Encoder", dependencies: ["Tensor"]),
-        .target(name: "Adapters", dependencies: ["Encoder", "Tensor"]),
+        .target(name: "Adapters", dependencies: ["Encoder", "Tensor", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Datasets", dependencies: ["CZlib", .product(name: "Yams", package: "Yams")]),
 
         // The command line.
         .executableTarget(
             name: "adaptermix",
             dependencies: [
-                "Encoder", "Tensor", "Datasets",
+                "Encoder", "Tensor", "Datasets", "Adapters",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

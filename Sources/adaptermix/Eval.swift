@@ -1,0 +1,123 @@
+import Adapters
+import ArgumentParser
+import Datasets
+import Encoder
+import Foundation
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Accuracy and macro-F1 of an adapter on a domain's test split (or a JSON-lines file), clean or under FGSM.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var data: DataOptions
+
+    @Option(help: "Adapter folder (written by 'adaptermix train', or an AdapterHub / PEFT folder).")
+    var adapter: String
+
+    @Option(help: "Domain whose test split to evaluate on.")
+    var domain: String?
+
+    @Option(name: .customLong("data"), help: ArgumentHelp("Evaluate on a JSON-lines file {id, text, text_pair?, label} instead of a domain.", valueName: "FILE"))
+    var dataFile: String?
+
+    @Option(help: "Attack: fgsm (white-box, on the embeddings).")
+    var attack: String?
+
+    @Option(help: "FGSM step ε on the embeddings (the study's 0.01).")
+    var epsilon: Float = 0.01
+
+    @Option(name: .customLong("max-length")) var maxLength: Int = 128
+
+    @Option(help: "table, json, or row (a Markdown table row: n, majority baseline, accuracy, macro-F1, FGSM accuracy).")
+    var format: String = "table"
+
+    @Option(help: ArgumentHelp("Write JSON lines {id, label, prediction, logits} to FILE.", valueName: "FILE"))
+    var predictions: String?
+
+    func validate() throws {
+        guard (domain == nil) != (dataFile == nil) else { throw ValidationError("give --domain D or --data FILE.jsonl") }
+        if let attack, attack != "fgsm" { throw ValidationError("--attack must be fgsm (textfooler arrives with its own issue)") }
+        guard epsilon.isFinite, epsilon >= 0 else { throw ValidationError("--epsilon must be a non-negative number") }
+        guard ["table", "json", "row"].contains(format) else { throw ValidationError("--format must be table, json or row") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let pretrained = try modelOptions.load()
+            let sha = try sha256(ofFile: pretrained.directory.appendingPathComponent("model.safetensors"))
+            let (adapter, info) = try Adapter.load(from: URL(fileURLWithPath: self.adapter), encoder: pretrained.model.config, expectedBaseSHA256: sha)
+            let examples: [Example]
+            let source: String
+            if let dataFile {
+                examples = try loadRecords(url: URL(fileURLWithPath: dataFile), format: .jsonLines,
+                                           mapping: ColumnMapping(text: "text", textPair: "text_pair", label: "label"))
+                source = dataFile
+            } else {
+                let splits = try data.catalog().load(domain!, options: data.splitOptions)
+                guard splits.labels == adapter.labels else {
+                    throw CLIError("\(self.adapter): the head's labels \(adapter.labels) do not match domain \"\(domain!)\"'s labels \(splits.labels) — evaluate on the domain the adapter was trained for")
+                }
+                examples = splits.test
+                source = "\(domain!) test split"
+            }
+            let index = Dictionary(uniqueKeysWithValues: adapter.labels.enumerated().map { ($1, $0) })
+            var targets: [Int] = []
+            for e in examples {
+                guard let i = index[e.label] else {
+                    throw CLIError("\(source): example \(e.id) has label \"\(e.label)\", which the adapter's head does not know (\(adapter.labels.joined(separator: ", ")))")
+                }
+                targets.append(i)
+            }
+            let pairs = examples.contains { $0.textPair != nil } ? examples.map { $0.textPair ?? "" } : nil
+            let encodings = try pretrained.encode(examples.map(\.text), pairs: pairs, maxLength: maxLength)
+            let model = try AdaptedEncoder(model: pretrained.model, adapter: adapter)
+            let runner = AdaptedRunner(model: adapter.config.method == .lora ? model.foldingLoRA() : model, threads: threadOptions.threads)
+            let clean = try runner.predict(encodings, padId: pretrained.tokenizer.padId)
+            let K = adapter.labels.count
+            let scores = ClassificationScores(predicted: clean.map(\.label), targets: targets, classes: K)
+            var adversarial: [Prediction]?
+            if attack == "fgsm" {
+                // Gradients need the unfolded LoRA.
+                adversarial = try AdaptedRunner(model: model, threads: threadOptions.threads)
+                    .predict(encodings, padId: pretrained.tokenizer.padId, labels: targets, fgsmEpsilon: epsilon)
+            }
+            // The majority-class baseline: always predict the most frequent test label.
+            let counts = targets.reduce(into: [Int](repeating: 0, count: K)) { $0[$1] += 1 }
+            let majority = targets.isEmpty ? 0 : Double(counts.max()!) / Double(targets.count)
+            let advScores = adversarial.map { ClassificationScores(predicted: $0.map(\.label), targets: targets, classes: K) }
+            if let predictions {
+                var out = ""
+                for (i, e) in examples.enumerated() {
+                    out += "{\"id\": \(jsonString(e.id)), \"label\": \(jsonString(e.label)), \"prediction\": \(jsonString(adapter.labels[clean[i].label])), "
+                    out += "\"logits\": [\(clean[i].logits.map { "\($0)" }.joined(separator: ", "))]"
+                    if let adversarial { out += ", \"adversarial_prediction\": \(jsonString(adapter.labels[adversarial[i].label]))" }
+                    out += "}\n"
+                }
+                do { try out.write(toFile: predictions, atomically: true, encoding: .utf8) } catch {
+                    throw CLIError("\(predictions): cannot write (\(error.localizedDescription))")
+                }
+            }
+            if format == "json" {
+                var obj: [String: Any] = ["n": scores.n, "correct": scores.correct, "accuracy": scores.accuracy, "macro_f1": scores.macroF1,
+                                          "majority_accuracy": majority,
+                                          "adapter": self.adapter, "method": adapter.config.method.rawValue, "data": source]
+                if let advScores {
+                    obj["attack"] = "fgsm"; obj["epsilon"] = Double(epsilon)
+                    obj["adversarial_accuracy"] = advScores.accuracy; obj["adversarial_macro_f1"] = advScores.macroF1
+                }
+                let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+                print(String(decoding: d, as: UTF8.self))
+            } else if format == "row" {
+                print(String(format: "| %d | %.3f | %.3f | %.3f | ", scores.n, majority, scores.accuracy, scores.macroF1)
+                      + (advScores.map { String(format: "%.3f", $0.accuracy) } ?? "–") + " |")
+            } else {
+                print("\(info.domain ?? info.name) · \(adapter.config.method.rawValue) on \(source): n = \(scores.n)")
+                print(String(format: "clean      accuracy %.4f  macro-F1 %.4f  (majority baseline %.4f)", scores.accuracy, scores.macroF1, majority))
+                if let advScores {
+                    print(String(format: "FGSM ε=%-4g accuracy %.4f  macro-F1 %.4f", Double(epsilon), advScores.accuracy, advScores.macroF1))
+                }
+            }
+        }
+    }
+}
