@@ -1,0 +1,50 @@
+import Foundation
+import XCTest
+
+/// `adaptermix train` then `eval` end to end on the tiny RoBERTa (fast), and their error paths.
+final class TrainEvalCLITests: XCTestCase {
+    static let tiny = CLITests.root.appendingPathComponent("Tests/EncoderTests/Fixtures/tiny-roberta").path
+
+    func testTrainThenEvalWithFGSMAndPredictions() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("adaptermix-train-\(UUID().uuidString)")
+        let t = try CLITests.run(["train", "--model", Self.tiny, "--domain", "sms-spam", "--method", "houlsby", "--bottleneck", "8",
+                                  "--max-train", "96", "--max-validation", "32", "--epochs", "1", "--batch-size", "16",
+                                  "--max-length", "32", "--out", dir.path, "--quiet"])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        for f in ["adapter_config.json", "adapter.safetensors", "head_config.json", "model_head.safetensors"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent(f).path), f)
+        }
+        let preds = dir.appendingPathComponent("predictions.jsonl")
+        let e = try CLITests.run(["eval", "--model", Self.tiny, "--adapter", dir.path, "--domain", "sms-spam", "--max-test", "40",
+                                  "--attack", "fgsm", "--format", "json", "--predictions", preds.path])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let r = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(r["n"] as? Int, 40)
+        for k in ["accuracy", "macro_f1", "adversarial_accuracy", "majority_accuracy"] { XCTAssertNotNil(r[k] as? Double, k) }
+        let lines = try String(contentsOf: preds, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 40)
+        let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
+        XCTAssertEqual((first["logits"] as? [Double])?.count, 2)
+        XCTAssertNotNil(first["prediction"] as? String)
+
+        // The head's labels must match the domain's.
+        let wrong = try CLITests.run(["eval", "--model", Self.tiny, "--adapter", dir.path, "--domain", "election-tweets", "--max-test", "8"])
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.stderr.contains("labels"), wrong.stderr)
+        // An adapter trained on another base model is refused, naming the file.
+        let other = try CLITests.run(["eval", "--adapter", dir.path, "--domain", "sms-spam", "--max-test", "8"])
+        XCTAssertNotEqual(other.status, 0)
+        XCTAssertTrue(other.stderr.contains("adapter_config.json") || other.stderr.contains("adapter.safetensors"), other.stderr)
+    }
+
+    func testBadTrainConfigIsOneClearError() throws {
+        let cfg = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).yaml")
+        try "epochs: 2\nlearning_rat: 0.1\n".write(to: cfg, atomically: true, encoding: .utf8)
+        let r = try CLITests.run(["train", "--model", Self.tiny, "--domain", "sms-spam", "--method", "lora", "--config", cfg.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains(cfg.lastPathComponent) && r.stderr.contains("learning_rat"), r.stderr)
+        let m = try CLITests.run(["train", "--domain", "sms-spam", "--method", "adapterfusion"])
+        XCTAssertNotEqual(m.status, 0)
+        XCTAssertTrue(m.stderr.contains("pfeiffer, houlsby or lora"), m.stderr)
+    }
+}
