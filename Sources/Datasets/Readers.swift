@@ -653,6 +653,23 @@ private func readJSONLines(_ buf: UnsafeBufferPointer<UInt8>, file: String, enco
     return RecordTable(file: file, columns: columns, hasHeader: true, classColumn: nil, missingLabelValues: [""], rows: rows)
 }
 
+/// A JSON string literal for `s` (quotes, backslashes and control characters escaped).
+public func jsonStringLiteral(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+        }
+    }
+    return out + "\""
+}
+
 enum JSONValue {
     case string(String)
     case number(String)
@@ -686,20 +703,7 @@ enum JSONValue {
 
     var json: String {
         switch self {
-        case let .string(s):
-            var out = "\""
-            for u in s.unicodeScalars {
-                switch u {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                default:
-                    if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-                }
-            }
-            return out + "\""
+        case let .string(s): return jsonStringLiteral(s)
         case let .number(s): return s
         case let .bool(b): return b ? "true" : "false"
         case .null: return "null"

@@ -27,6 +27,16 @@ final class TrainEvalCLITests: XCTestCase {
         XCTAssertEqual((first["logits"] as? [Double])?.count, 2)
         XCTAssertNotNil(first["prediction"] as? String)
 
+        // --data: a user's JSON-lines file in the shape `data export` writes gives the same figures.
+        let exported = try CLITests.run(["data", "export", "sms-spam", "--split", "test", "--max-test", "40"])
+        let file = dir.appendingPathComponent("test.jsonl")
+        try exported.stdout.write(to: file, atomically: true, encoding: .utf8)
+        let d = try CLITests.run(["eval", "--model", Self.tiny, "--adapter", dir.path, "--data", file.path, "--format", "json"])
+        XCTAssertEqual(d.status, 0, d.stderr)
+        let rd = try JSONSerialization.jsonObject(with: Data(d.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(rd["n"] as? Int, 40)
+        XCTAssertEqual(rd["accuracy"] as? Double, r["accuracy"] as? Double)
+
         // The head's labels must match the domain's.
         let wrong = try CLITests.run(["eval", "--model", Self.tiny, "--adapter", dir.path, "--domain", "election-tweets", "--max-test", "8"])
         XCTAssertNotEqual(wrong.status, 0)
