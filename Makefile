@@ -19,6 +19,7 @@ test: setup
 
 bench: build
 	$(BIN) bench encoder
+	$(BIN) bench fsd
 
 # The Python peers (ONNX Runtime, PyTorch) in their own virtualenv; never run by CI.
 bench-peer: setup

@@ -45,16 +45,28 @@ struct Eval: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let pretrained = try modelOptions.load()
-            let sha = try sha256(ofFile: pretrained.directory.appendingPathComponent("model.safetensors"))
-            let (adapter, info) = try Adapter.load(from: URL(fileURLWithPath: self.adapter), encoder: pretrained.model.config, expectedBaseSHA256: sha)
             let examples: [Example]
             let source: String
+            let splits = try domain.map { try data.catalog().load($0, options: data.splitOptions) }
+            let url = URL(fileURLWithPath: self.adapter)
+            let (adapter, info): (Adapter, AdapterInfo)
+            if AdapterFolders.isPEFT(url) {
+                // PEFT stores no class names: the domain's labels (in their sorted order), else the model's id2label.
+                (adapter, info) = try AdapterFolders.importPEFTWithLabels(url, encoder: pretrained.model.config, modelDirectory: pretrained.directory,
+                                                                         labels: splits?.labels)
+            } else {
+                let sha = try sha256(ofFile: pretrained.directory.appendingPathComponent("model.safetensors"))
+                (adapter, info) = try Adapter.load(from: url, encoder: pretrained.model.config, expectedBaseSHA256: sha)
+            }
             if let dataFile {
+                // Pairs when the first record has a "text_pair" (the shape `data export` writes).
+                let firstLine = (try? String(contentsOfFile: dataFile, encoding: .utf8))?.split(separator: "\n").first.map(String.init) ?? ""
+                let first = (try? JSONSerialization.jsonObject(with: Data(firstLine.utf8))) as? [String: Any]
                 examples = try loadRecords(url: URL(fileURLWithPath: dataFile), format: .jsonLines,
-                                           mapping: ColumnMapping(text: "text", textPair: "text_pair", label: "label"))
+                                           mapping: ColumnMapping(text: "text", textPair: first?["text_pair"] == nil ? nil : "text_pair", label: "label"))
                 source = dataFile
             } else {
-                let splits = try data.catalog().load(domain!, options: data.splitOptions)
+                let splits = splits!
                 guard splits.labels == adapter.labels else {
                     throw CLIError("\(self.adapter): the head's labels \(adapter.labels) do not match domain \"\(domain!)\"'s labels \(splits.labels) — evaluate on the domain the adapter was trained for")
                 }

@@ -58,3 +58,15 @@ final class TrainEvalCLITests: XCTestCase {
         XCTAssertTrue(m.stderr.contains("pfeiffer, houlsby or lora"), m.stderr)
     }
 }
+
+extension TrainEvalCLITests {
+    /// A PEFT LoRA folder (made by the real PEFT library) evaluates directly; its classes take the domain's labels.
+    func testEvalAcceptsAPEFTFolder() throws {
+        let peft = CLITests.root.appendingPathComponent("Tests/AdaptersTests/Fixtures/peft-tiny-roberta").path
+        let r = try CLITests.run(["eval", "--model", Self.tiny, "--adapter", peft, "--domain", "nyt-editorials", "--max-test", "12", "--format", "json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(obj["n"] as? Int, 12)
+        XCTAssertEqual(obj["method"] as? String, "lora")
+    }
+}
