@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         // System-library shims (Debian: libopenblas-dev, libzmq3-dev).
@@ -27,6 +28,15 @@ let package = Package(
         .target(name: "Encoder", dependencies: ["Tensor"]),
         .target(name: "Adapters", dependencies: ["Encoder", "Tensor", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Datasets", dependencies: ["CZlib", .product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "Sweep",
+            dependencies: [
+                "Adapters", "Datasets",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
 
         // The command line.
         .executableTarget(
@@ -47,5 +57,6 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Encoder", "Tensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["Encoder"]),
+        .testTarget(name: "SweepTests", dependencies: ["Sweep"]),
     ]
 )

@@ -1,0 +1,377 @@
+import Foundation
+import GRDB
+
+/// Per-example correctness, packed 8 to a byte, least significant bit first (example i is bit
+/// i % 8 of byte i / 8). Kept so paired tests and bootstrap intervals are possible later.
+public struct CorrectnessBits: Sendable, Equatable, Hashable {
+    public let count: Int
+    public let bytes: Data
+
+    public init(_ values: [Bool]) {
+        var b = [UInt8](repeating: 0, count: (values.count + 7) / 8)
+        for (i, v) in values.enumerated() where v { b[i >> 3] |= UInt8(1) << UInt8(i & 7) }
+        count = values.count
+        bytes = Data(b)
+    }
+
+    public init?(count: Int, bytes: Data) {
+        guard count >= 0, bytes.count == (count + 7) / 8 else { return nil }
+        self.count = count
+        self.bytes = bytes
+    }
+
+    public subscript(i: Int) -> Bool {
+        precondition(i >= 0 && i < count)
+        return bytes[bytes.startIndex + (i >> 3)] & (UInt8(1) << UInt8(i & 7)) != 0
+    }
+
+    public var values: [Bool] { (0..<count).map { self[$0] } }
+    /// Bits beyond `count` are always zero, so this is a popcount of the bytes.
+    public var correctCount: Int { bytes.reduce(0) { $0 + $1.nonzeroBitCount } }
+}
+
+/// One evaluated work item as a worker reports it.
+public struct ItemResult: Sendable, Equatable {
+    public var key: String
+    public var n: Int
+    public var correct: Int
+    public var bits: CorrectnessBits
+    /// The mixture's mean FSD over member pairs (nil for a single member or when not computed).
+    public var meanFSD: Double?
+    /// Fraction of the target adapter's weights whose sign the mixture flips (nil when not computed).
+    public var weightsChangingDirection: Double?
+    public var worker: String
+    public var attempt: Int
+    /// Seconds spent evaluating.
+    public var duration: Double
+
+    public init(key: String, n: Int, correct: Int, bits: CorrectnessBits, meanFSD: Double? = nil,
+                weightsChangingDirection: Double? = nil, worker: String, attempt: Int, duration: Double) {
+        self.key = key
+        self.n = n
+        self.correct = correct
+        self.bits = bits
+        self.meanFSD = meanFSD
+        self.weightsChangingDirection = weightsChangingDirection
+        self.worker = worker
+        self.attempt = attempt
+        self.duration = duration
+    }
+
+    /// Builds a result from the per-example bits (n and correct follow from them).
+    public init(key: String, correctness: [Bool], meanFSD: Double? = nil, weightsChangingDirection: Double? = nil,
+                worker: String, attempt: Int, duration: Double) {
+        let bits = CorrectnessBits(correctness)
+        self.init(key: key, n: bits.count, correct: bits.correctCount, bits: bits, meanFSD: meanFSD,
+                  weightsChangingDirection: weightsChangingDirection, worker: worker, attempt: attempt, duration: duration)
+    }
+
+    public var accuracy: Double { n == 0 ? 0 : Double(correct) / Double(n) }
+}
+
+public enum ItemState: String, Sendable, Codable, CaseIterable {
+    case pending, running, done, failed
+}
+
+/// An item row of the journal.
+public struct JournalItem: Sendable, Equatable {
+    public let key: String
+    public let target: String
+    public let members: [String]
+    public let k: Int
+    public let condition: SweepCondition
+    public let state: ItemState
+    public let attempts: Int
+    public let reason: String?
+}
+
+/// A recorded result with the item facts aggregation needs.
+public struct StoredResult: Sendable, Equatable {
+    public let target: String
+    public let k: Int
+    public let condition: SweepCondition
+    public let result: ItemResult
+}
+
+public struct RecordOutcome: Sendable, Equatable {
+    /// Results newly recorded.
+    public var recorded = 0
+    /// Results for keys already recorded (or repeated within the batch): dropped, counted.
+    public var duplicates = 0
+    /// Results whose key is not in the plan: dropped.
+    public var unknown = 0
+    /// The newly recorded results, in the order given (for incremental aggregation).
+    public var newlyRecorded: [String] = []
+}
+
+public struct JournalCounts: Sendable, Equatable, Codable {
+    public var total = 0
+    public var pending = 0
+    public var running = 0
+    public var done = 0
+    public var failed = 0
+    /// Duplicate results dropped over the journal's life.
+    public var duplicatesDropped = 0
+}
+
+public enum JournalError: Error, CustomStringConvertible, Equatable {
+    case planHashMismatch(path: String, journal: String, plan: String)
+    case notAJournal(path: String, reason: String)
+    case unknownKey(String)
+
+    public var description: String {
+        switch self {
+        case let .planHashMismatch(path, journal, plan):
+            return "\(path): journal was written for plan \(journal), but this config and its artifacts give plan \(plan)"
+        case let .notAJournal(path, reason): return "\(path): not a sweep journal (\(reason))"
+        case let .unknownKey(k): return "no work item with key \(k)"
+        }
+    }
+}
+
+/// The sweep journal: SQLite in WAL mode, one row per work key, each result recorded once.
+///
+/// Why GRDB rather than raw libsqlite3: `DatabasePool` gives WAL mode with concurrent readers and
+/// one serialised writer out of the box (a `status` reader never blocks the coordinator's writes),
+/// typed, `Sendable` access that satisfies Swift 6 strict concurrency without a hand-written lock
+/// around an `OpaquePointer`, prepared-statement caching for the batched inserts, and transactions
+/// that roll back on a thrown error — all code we would otherwise write and test ourselves. It
+/// builds on Linux with the system SQLite and keeps SQLite out of the numeric core.
+public final class Journal: Sendable {
+    public let path: String
+    public let sweepID: String
+    public let planHash: String
+    private let pool: DatabasePool
+
+    private init(path: String, pool: DatabasePool) throws {
+        self.path = path
+        self.pool = pool
+        let row = try pool.read { db -> Row? in
+            guard try db.tableExists("sweep") else { return nil }
+            return try Row.fetchOne(db, sql: "SELECT id, plan_hash FROM sweep LIMIT 1")
+        }
+        guard let row else { throw JournalError.notAJournal(path: path, reason: "no sweep row") }
+        sweepID = row["id"]
+        planHash = row["plan_hash"]
+    }
+
+    private static func makePool(_ path: String) throws -> DatabasePool {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        // WAL with synchronous = NORMAL: a killed process loses no committed transaction and the
+        // file stays consistent; only a power loss may drop the last few commits (they are then
+        // simply pending again and re-evaluated — results are deterministic).
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        let pool = try DatabasePool(path: path, configuration: config)
+        try pool.write { db in
+            try db.execute(sql: """
+                CREATE TABLE IF NOT EXISTS sweep (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    plan_hash TEXT NOT NULL,
+                    config_json TEXT NOT NULL,
+                    created TEXT NOT NULL,
+                    duplicates_dropped INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE TABLE IF NOT EXISTS items (
+                    seq INTEGER PRIMARY KEY,
+                    key TEXT NOT NULL UNIQUE,
+                    target TEXT NOT NULL,
+                    members TEXT NOT NULL,
+                    k INTEGER NOT NULL,
+                    condition TEXT NOT NULL,
+                    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','running','done','failed')),
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    reason TEXT
+                );
+                CREATE INDEX IF NOT EXISTS items_state ON items(state);
+                CREATE TABLE IF NOT EXISTS results (
+                    key TEXT PRIMARY KEY NOT NULL REFERENCES items(key),
+                    n INTEGER NOT NULL,
+                    correct INTEGER NOT NULL,
+                    bits BLOB NOT NULL,
+                    mean_fsd REAL,
+                    weights_changing_direction REAL,
+                    worker TEXT NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    duration REAL NOT NULL
+                );
+                """)
+        }
+        return pool
+    }
+
+    /// Creates the journal for `plan` at `path`, or reopens it if it already holds this plan
+    /// (reopening a journal of another plan throws `planHashMismatch` naming both hashes). On
+    /// creation every work item is inserted as pending, in plan order, in one transaction.
+    public static func create(path: String, plan: SweepPlan, sweepID: String? = nil) throws -> Journal {
+        let pool = try makePool(path)
+        try pool.write { db in
+            if let existing = try String.fetchOne(db, sql: "SELECT plan_hash FROM sweep LIMIT 1") {
+                guard existing == plan.hash else {
+                    throw JournalError.planHashMismatch(path: path, journal: existing, plan: plan.hash)
+                }
+                return
+            }
+            let id = sweepID ?? String(plan.hash.prefix(16))
+            let created = ISO8601DateFormatter().string(from: Date())
+            try db.execute(sql: "INSERT INTO sweep (id, plan_hash, config_json, created) VALUES (?, ?, ?, ?)",
+                           arguments: [id, plan.hash, plan.config.canonicalJSON(), created])
+            let insert = try db.makeStatement(sql: "INSERT OR IGNORE INTO items (key, target, members, k, condition) VALUES (?, ?, ?, ?, ?)")
+            for t in plan.targets {
+                for item in plan.items(for: t) {
+                    try insert.execute(arguments: [item.key, item.target, item.members.joined(separator: ","),
+                                                   item.k, item.condition.rawValue])
+                }
+            }
+        }
+        return try Journal(path: path, pool: pool)
+    }
+
+    /// Opens an existing journal; with `planHash`, verifies it (mismatch names both hashes).
+    public static func open(path: String, planHash: String? = nil) throws -> Journal {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw JournalError.notAJournal(path: path, reason: "no such file")
+        }
+        let journal = try Journal(path: path, pool: makePool(path))
+        if let planHash, planHash != journal.planHash {
+            throw JournalError.planHashMismatch(path: path, journal: journal.planHash, plan: planHash)
+        }
+        return journal
+    }
+
+    /// Closes the database (further calls throw).
+    public func close() throws { try pool.close() }
+
+    /// The config JSON stored at creation.
+    public func configJSON() throws -> String {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT config_json FROM sweep LIMIT 1") ?? "" }
+    }
+
+    private static func item(_ row: Row) -> JournalItem {
+        let members: String = row["members"]
+        return JournalItem(key: row["key"], target: row["target"], members: members.split(separator: ",").map(String.init),
+                           k: row["k"], condition: SweepCondition(rawValue: row["condition"]) ?? .clean,
+                           state: ItemState(rawValue: row["state"]) ?? .pending, attempts: row["attempts"],
+                           reason: row["reason"])
+    }
+
+    /// Items not yet done or failed, in plan order. Items left `running` by an interrupted run
+    /// count as pending: they were never recorded.
+    public func pendingItems() throws -> [JournalItem] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM items WHERE state IN ('pending','running') ORDER BY seq").map(Self.item)
+        }
+    }
+
+    /// Every item, in plan order.
+    public func allItems() throws -> [JournalItem] {
+        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM items ORDER BY seq").map(Self.item) }
+    }
+
+    /// Marks items dispatched: state running, attempts + 1 (done and failed items are left alone).
+    public func markRunning(keys: [String]) throws {
+        try pool.write { db in
+            let st = try db.makeStatement(sql: "UPDATE items SET state = 'running', attempts = attempts + 1 WHERE key = ? AND state IN ('pending','running')")
+            for k in keys { try st.execute(arguments: [k]) }
+        }
+    }
+
+    /// Marks an item failed with its reason (a recorded item stays done).
+    public func markFailed(key: String, reason: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE items SET state = 'failed', reason = ? WHERE key = ? AND state != 'done'",
+                           arguments: [reason, key])
+            if db.changesCount == 0, try Int.fetchOne(db, sql: "SELECT 1 FROM items WHERE key = ?", arguments: [key]) == nil {
+                throw JournalError.unknownKey(key)
+            }
+        }
+    }
+
+    /// Records a batch of results in one transaction. Idempotent: the first result for a key is
+    /// kept; later ones (in this batch or any other) are dropped and counted. A result for a key
+    /// outside the plan is dropped and counted as unknown. A failed item that later gets a valid
+    /// result becomes done.
+    @discardableResult
+    public func record(results: [ItemResult]) throws -> RecordOutcome {
+        try pool.write { db in
+            var out = RecordOutcome()
+            // One statement per result on the common path: the insert only happens for a planned key.
+            let insert = try db.makeStatement(sql: """
+                INSERT OR IGNORE INTO results (key, n, correct, bits, mean_fsd, weights_changing_direction, worker, attempt, duration)
+                SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM items WHERE key = ?)
+                """)
+            let done = try db.makeStatement(sql: "UPDATE items SET state = 'done', reason = NULL WHERE key = ?")
+            let exists = try db.makeStatement(sql: "SELECT 1 FROM items WHERE key = ?")
+            for r in results {
+                try insert.execute(arguments: [r.key, r.n, r.correct, r.bits.bytes, r.meanFSD, r.weightsChangingDirection,
+                                               r.worker, r.attempt, r.duration, r.key])
+                if db.changesCount == 1 {
+                    try done.execute(arguments: [r.key])
+                    out.recorded += 1
+                    out.newlyRecorded.append(r.key)
+                } else if try Int.fetchOne(exists, arguments: [r.key]) != nil {
+                    out.duplicates += 1
+                } else {
+                    out.unknown += 1
+                }
+            }
+            if out.duplicates > 0 {
+                try db.execute(sql: "UPDATE sweep SET duplicates_dropped = duplicates_dropped + ?", arguments: [out.duplicates])
+            }
+            return out
+        }
+    }
+
+    public func counts() throws -> JournalCounts {
+        try pool.read { db in
+            var c = JournalCounts()
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM items GROUP BY state") {
+                let n: Int = row["n"]
+                switch ItemState(rawValue: row["state"]) {
+                case .pending: c.pending = n
+                case .running: c.running = n
+                case .done: c.done = n
+                case .failed: c.failed = n
+                case nil: break
+                }
+            }
+            c.total = c.pending + c.running + c.done + c.failed
+            c.duplicatesDropped = try Int.fetchOne(db, sql: "SELECT duplicates_dropped FROM sweep LIMIT 1") ?? 0
+            return c
+        }
+    }
+
+    private static func stored(_ row: Row) -> StoredResult {
+        let n: Int = row["n"]
+        let bytes: Data = row["bits"]
+        let bits = CorrectnessBits(count: n, bytes: bytes) ?? CorrectnessBits([])
+        let result = ItemResult(key: row["key"], n: n, correct: row["correct"], bits: bits, meanFSD: row["mean_fsd"],
+                                weightsChangingDirection: row["weights_changing_direction"], worker: row["worker"],
+                                attempt: row["attempt"], duration: row["duration"])
+        return StoredResult(target: row["target"], k: row["k"], condition: SweepCondition(rawValue: row["condition"]) ?? .clean,
+                            result: result)
+    }
+
+    /// Every recorded result with its item's target, k and condition, in plan order.
+    public func results() throws -> [StoredResult] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT r.*, i.target, i.k, i.condition FROM results r JOIN items i ON i.key = r.key ORDER BY i.seq
+                """).map(Self.stored)
+        }
+    }
+
+    /// The result recorded for one key, if any.
+    public func result(forKey key: String) throws -> StoredResult? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT r.*, i.target, i.k, i.condition FROM results r JOIN items i ON i.key = r.key WHERE r.key = ?
+                """, arguments: [key]).map(Self.stored)
+        }
+    }
+
+    /// The journal's SQLite journal mode (expected: "wal").
+    public func journalMode() throws -> String {
+        try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+}

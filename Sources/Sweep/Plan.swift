@@ -1,0 +1,199 @@
+import Crypto
+import Foundation
+
+/// One mixture: the target and its members (the target included), members in sorted order.
+public struct Mixture: Sendable, Hashable, Codable {
+    public let target: String
+    /// Sorted by name; always contains `target`.
+    public let members: [String]
+    public var k: Int { members.count }
+
+    public init(target: String, members: [String]) {
+        self.target = target
+        self.members = Array(Set(members).union([target])).sorted()
+    }
+}
+
+/// A unit of work: one mixture under one condition, with its plan-derived key.
+public struct WorkItem: Sendable, Hashable, Codable {
+    public let mixture: Mixture
+    public let condition: SweepCondition
+    /// Derived from the plan only; see `WorkKey`.
+    public let key: String
+
+    public var target: String { mixture.target }
+    public var members: [String] { mixture.members }
+    public var k: Int { mixture.k }
+}
+
+/// Work keys: a SHA-256 hex digest of a canonical string built from the plan alone — the target,
+/// the sorted members, the condition, the strategy and its parameters (sorted by name). Never
+/// from timing, worker identity or the order domains are written in the config.
+public enum WorkKey {
+    /// The canonical text that is hashed, e.g.
+    /// `adaptermix-work-v1|target=imdb|members=imdb,yelp|condition=clean|strategy=average|params=lambda=1.0`.
+    public static func canonical(target: String, members: [String], condition: SweepCondition,
+                                 strategy: String, parameters: [String: Double]) -> String {
+        let m = Array(Set(members).union([target])).sorted().joined(separator: ",")
+        let p = parameters.keys.sorted().map { "\($0)=\(parameters[$0]!.description)" }.joined(separator: ",")
+        return "adaptermix-work-v1|target=\(target)|members=\(m)|condition=\(condition.rawValue)|strategy=\(strategy)|params=\(p)"
+    }
+
+    public static func make(target: String, members: [String], condition: SweepCondition,
+                            strategy: String, parameters: [String: Double]) -> String {
+        sha256Hex(Data(canonical(target: target, members: members, condition: condition,
+                                 strategy: strategy, parameters: parameters).utf8))
+    }
+}
+
+/// SHA-256 of bytes as lower-case hex.
+public func sha256Hex(_ data: Data) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out = [UInt8]()
+    out.reserveCapacity(64)
+    for byte in SHA256.hash(data: data) {
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 0x0f)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// The SHA-256 of every artifact the sweep reads. The plan function takes them as input (tests pass
+/// fake ones); `ArtifactHashes.compute(for:)` hashes the real files.
+public struct ArtifactHashes: Sendable, Equatable, Codable {
+    /// SHA-256 of the base model's model.safetensors.
+    public var baseModel: String
+    /// Per domain: file name within its adapter folder → SHA-256.
+    public var adapters: [String: [String: String]]
+
+    public init(baseModel: String, adapters: [String: [String: String]]) {
+        self.baseModel = baseModel
+        self.adapters = adapters
+    }
+
+    /// Canonical text: one line per artifact, sorted.
+    public var canonical: String {
+        var lines = ["base_model/model.safetensors \(baseModel)"]
+        for d in adapters.keys.sorted() {
+            let files = adapters[d]!
+            for f in files.keys.sorted() { lines.append("adapter/\(d)/\(f) \(files[f]!)") }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Hashes the base model's weights and every regular file of each domain's adapter folder.
+    public static func compute(for config: SweepConfig) throws -> ArtifactHashes {
+        func hashFile(_ path: String) throws -> String {
+            try sha256Hex(Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe))
+        }
+        let fm = FileManager.default
+        var adapters: [String: [String: String]] = [:]
+        for d in config.sortedDomains {
+            let folder = config.adapterFolder(for: d)
+            var files: [String: String] = [:]
+            for name in try fm.contentsOfDirectory(atPath: folder).sorted() {
+                let path = (folder as NSString).appendingPathComponent(name)
+                var isDir: ObjCBool = false
+                if fm.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue { files[name] = try hashFile(path) }
+            }
+            adapters[d] = files
+        }
+        return ArtifactHashes(baseModel: try hashFile(config.baseModelWeights), adapters: adapters)
+    }
+}
+
+/// A shard: consecutive work items of one target, dispatched together.
+public struct Shard: Sendable, Equatable {
+    public let index: Int
+    public let target: String
+    public let items: [WorkItem]
+}
+
+/// The sweep plan: every mixture {t} ∪ S for each target t and subset S of the other domains,
+/// restricted to the configured sizes, times the conditions. Pure: a function of the config and
+/// the artifact hashes. Items are enumerated lazily; nothing is materialised until asked.
+public struct SweepPlan: Sendable {
+    public let config: SweepConfig
+    public let artifacts: ArtifactHashes
+    /// SHA-256 over the canonical config JSON and every artifact hash.
+    public let hash: String
+    /// Targets in canonical (sorted) order.
+    public let targets: [String]
+
+    public init(config: SweepConfig, artifacts: ArtifactHashes) throws {
+        let n = config.domains.count
+        guard n >= 1, Set(config.domains).count == n else {
+            throw SweepConfigError(file: "<plan>", key: "domains", message: "need at least one domain, each listed once")
+        }
+        guard n <= 30 else { throw SweepConfigError(file: "<plan>", key: "domains", message: "at most 30 domains") }
+        for k in config.sizes where !(1...n).contains(k) {
+            throw SweepConfigError(file: "<plan>", key: "sizes", message: "mixture size \(k) is out of range 1...\(n)")
+        }
+        self.config = config
+        self.artifacts = artifacts
+        self.targets = config.sortedDomains
+        self.hash = sha256Hex(Data(("adaptermix-plan-v1\n" + config.canonicalJSON() + "\n" + artifacts.canonical).utf8))
+    }
+
+    /// n · Σ_{k ∈ sizes} C(n−1, k−1) mixtures (n · 2^(n−1) for all sizes).
+    public static func mixtureCount(domains n: Int, sizes: [Int]) -> Int {
+        Set(sizes).reduce(0) { $0 + ((1...n).contains($1) ? n * binomial(n - 1, $1 - 1) : 0) }
+    }
+
+    public var mixtureCount: Int { Self.mixtureCount(domains: targets.count, sizes: config.sizes) }
+    public var itemCount: Int { mixtureCount * config.conditions.count }
+
+    /// The mixtures of one target, in canonical order: by size, then members lexicographically.
+    public func mixtures(for target: String) -> [Mixture] {
+        guard targets.contains(target) else { return [] }
+        let others = targets.filter { $0 != target }
+        let sizes = Set(config.sizes)
+        var out: [Mixture] = []
+        for mask in 0..<(1 << others.count) where sizes.contains(mask.nonzeroBitCount + 1) {
+            var members = [target]
+            for (i, o) in others.enumerated() where mask & (1 << i) != 0 { members.append(o) }
+            out.append(Mixture(target: target, members: members))
+        }
+        return out.sorted { a, b in a.k != b.k ? a.k < b.k : a.members.lexicographicallyPrecedes(b.members) }
+    }
+
+    public func item(_ mixture: Mixture, _ condition: SweepCondition) -> WorkItem {
+        WorkItem(mixture: mixture, condition: condition,
+                 key: WorkKey.make(target: mixture.target, members: mixture.members, condition: condition,
+                                   strategy: config.strategy.rawValue, parameters: config.parameters))
+    }
+
+    /// The work items of one target: each mixture under each condition (conditions in canonical order).
+    public func items(for target: String) -> [WorkItem] {
+        let conds = config.conditions.sorted()
+        return mixtures(for: target).flatMap { m in conds.map { item(m, $0) } }
+    }
+
+    /// Every work item, target by target.
+    public func allItems() -> [WorkItem] { targets.flatMap { items(for: $0) } }
+
+    /// Shards of at most `shardSize` items, each holding one target's items; targets in sorted
+    /// order, items in canonical order, shard indices consecutive from 0.
+    public func shards() -> [Shard] {
+        var out: [Shard] = []
+        let size = config.shardSize
+        for t in targets {
+            let items = items(for: t)
+            var start = 0
+            while start < items.count {
+                let end = min(start + size, items.count)
+                out.append(Shard(index: out.count, target: t, items: Array(items[start..<end])))
+                start = end
+            }
+        }
+        return out
+    }
+}
+
+/// C(n, k) (exact for the sizes used here).
+public func binomial(_ n: Int, _ k: Int) -> Int {
+    guard k >= 0, k <= n else { return 0 }
+    var r = 1
+    for i in 0..<min(k, n - k) { r = r * (n - i) / (i + 1) }
+    return r
+}

@@ -1,0 +1,293 @@
+import Adapters
+import Foundation
+import Yams
+
+/// A configuration problem, reported before anything starts: the file, the key and what is wrong.
+public struct SweepConfigError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let file: String
+    public let key: String
+    public let message: String
+
+    public init(file: String, key: String, message: String) {
+        self.file = file
+        self.key = key
+        self.message = message
+    }
+
+    public var description: String { "\(file): \(key): \(message)" }
+}
+
+/// An evaluation condition of a work item.
+public enum SweepCondition: String, Sendable, Codable, CaseIterable, Comparable {
+    case clean
+    case fgsm
+
+    public static func < (a: SweepCondition, b: SweepCondition) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// A sweep configuration (YAML, see `configs/demo-sweep.yaml`).
+///
+/// ```yaml
+/// base_model: models/all-MiniLM-L6-v2     # a folder holding model.safetensors
+/// domains: [imdb, yelp, amazon, sst2]
+/// adapters: {method: pfeiffer, dir: out/adapters}   # one folder per domain: <dir>/<domain>-<method>
+/// mixing: {strategy: average, parameters: {}}
+/// conditions: [clean, fgsm]
+/// test_cap: 1000                          # default cap on each domain's test split
+/// test_caps: {imdb: 500}                  # per-domain overrides
+/// batch_size: 32
+/// shard_size: 16
+/// seed: 42
+/// sizes: [1, 2, 4]                        # mixture sizes to run; all (1...n) when absent
+/// ```
+public struct SweepConfig: Sendable, Equatable {
+    public var baseModel: String
+    /// In the order written; everything derived from the plan is independent of this order.
+    public var domains: [String]
+    public var adapterMethod: AdapterMethod
+    public var adapterDir: String
+    public var strategy: MixStrategy
+    /// Strategy parameters (e.g. `lambda`, `density`, `p`, `l`), by name.
+    public var parameters: [String: Double]
+    public var conditions: [SweepCondition]
+    /// The cap applied to domains without their own entry in `testCaps`; nil = the whole test split.
+    public var testCap: Int?
+    public var testCaps: [String: Int]
+    public var batchSize: Int
+    public var shardSize: Int
+    public var seed: UInt64
+    /// The mixture sizes to run, ascending; 1...n by default.
+    public var sizes: [Int]
+
+    public init(baseModel: String, domains: [String], adapterMethod: AdapterMethod = .pfeiffer,
+                adapterDir: String = "out/adapters", strategy: MixStrategy = .average,
+                parameters: [String: Double] = [:], conditions: [SweepCondition] = [.clean, .fgsm],
+                testCap: Int? = nil, testCaps: [String: Int] = [:], batchSize: Int = 32,
+                shardSize: Int = 16, seed: UInt64 = 42, sizes: [Int]? = nil) {
+        self.baseModel = baseModel
+        self.domains = domains
+        self.adapterMethod = adapterMethod
+        self.adapterDir = adapterDir
+        self.strategy = strategy
+        self.parameters = parameters
+        self.conditions = conditions
+        self.testCap = testCap
+        self.testCaps = testCaps
+        self.batchSize = batchSize
+        self.shardSize = shardSize
+        self.seed = seed
+        self.sizes = sizes ?? Array(1...max(domains.count, 1))
+    }
+
+    /// The domains in canonical (sorted) order.
+    public var sortedDomains: [String] { domains.sorted() }
+
+    /// The test cap for one domain (nil = uncapped).
+    public func testCap(for domain: String) -> Int? { testCaps[domain] ?? testCap }
+
+    /// The adapter folder of one domain: `<dir>/<domain>-<method>`.
+    public func adapterFolder(for domain: String) -> String {
+        (adapterDir as NSString).appendingPathComponent("\(domain)-\(adapterMethod.rawValue)")
+    }
+
+    /// The base model's weights file.
+    public var baseModelWeights: String { (baseModel as NSString).appendingPathComponent("model.safetensors") }
+
+    /// The configuration in canonical JSON (sorted keys, sorted domains): what the plan hash and
+    /// the journal record. Independent of the order domains are written in.
+    public func canonicalJSON() -> String {
+        var caps: [String: Any] = [:]
+        for (k, v) in testCaps { caps[k] = v }
+        var params: [String: Any] = [:]
+        for (k, v) in parameters { params[k] = v.description }  // shortest round-trip text: exact and stable
+        let object: [String: Any] = [
+            "base_model": baseModel,
+            "domains": domains.sorted(),
+            "adapters": ["method": adapterMethod.rawValue, "dir": adapterDir],
+            "mixing": ["strategy": strategy.rawValue, "parameters": params],
+            "conditions": conditions.sorted().map(\.rawValue),
+            "test_cap": testCap.map { $0 as Any } ?? NSNull(),
+            "test_caps": caps,
+            "batch_size": batchSize,
+            "shard_size": shardSize,
+            "seed": String(seed),
+            "sizes": sizes.sorted(),
+        ]
+        // Plain strings, numbers and containers always serialise.
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    // MARK: - Loading
+
+    public static let knownKeys: Set<String> = [
+        "base_model", "domains", "adapters", "mixing", "conditions", "test_cap", "test_caps",
+        "batch_size", "shard_size", "seed", "sizes",
+    ]
+
+    /// Reads and validates a sweep config file.
+    public static func load(path: String) throws -> SweepConfig {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw SweepConfigError(file: path, key: "(file)", message: "cannot read: \(error.localizedDescription)")
+        }
+        return try parse(yaml: text, file: path)
+    }
+
+    /// Parses and validates YAML text; `file` names the source in errors.
+    public static func parse(yaml text: String, file: String = "<config>") throws -> SweepConfig {
+        func fail(_ key: String, _ message: String) -> SweepConfigError {
+            SweepConfigError(file: file, key: key, message: message)
+        }
+        let loaded: Any?
+        do { loaded = try Yams.load(yaml: text) } catch {
+            throw fail("(file)", "not valid YAML: \(error)")
+        }
+        guard let map = loaded as? [String: Any] else { throw fail("(file)", "expected a YAML mapping of sweep options") }
+        for key in map.keys.sorted() where !knownKeys.contains(key) {
+            throw fail(key, "unknown key (known: \(knownKeys.sorted().joined(separator: ", ")))")
+        }
+
+        func string(_ v: Any?, _ key: String) throws -> String {
+            guard let s = v as? String, !s.isEmpty else { throw fail(key, "expected a non-empty string") }
+            return s
+        }
+        func int(_ v: Any?, _ key: String, min lo: Int) throws -> Int {
+            guard let i = v as? Int else { throw fail(key, "expected an integer") }
+            guard i >= lo else { throw fail(key, "must be at least \(lo), got \(i)") }
+            return i
+        }
+        func double(_ v: Any?, _ key: String) throws -> Double {
+            if let d = v as? Double { return d }
+            if let i = v as? Int { return Double(i) }
+            throw fail(key, "expected a number")
+        }
+        func submap(_ v: Any?, _ key: String, allowed: Set<String>) throws -> [String: Any] {
+            guard let m = v as? [String: Any] else { throw fail(key, "expected a mapping") }
+            for k in m.keys.sorted() where !allowed.contains(k) {
+                throw fail("\(key).\(k)", "unknown key (known: \(allowed.sorted().joined(separator: ", ")))")
+            }
+            return m
+        }
+
+        guard map["base_model"] != nil else { throw fail("base_model", "missing") }
+        let baseModel = try string(map["base_model"], "base_model")
+
+        guard let rawDomains = map["domains"] else { throw fail("domains", "missing") }
+        guard let domainList = rawDomains as? [Any] else { throw fail("domains", "expected a list of domain names") }
+        var domains: [String] = []
+        for (i, d) in domainList.enumerated() {
+            let name = try string(d, "domains[\(i)]")
+            guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "." }) else {
+                throw fail("domains[\(i)]", "'\(name)' is not a plain domain name")
+            }
+            guard !domains.contains(name) else { throw fail("domains[\(i)]", "'\(name)' is listed twice") }
+            domains.append(name)
+        }
+        guard !domains.isEmpty else { throw fail("domains", "no domains listed") }
+        guard domains.count <= 30 else { throw fail("domains", "\(domains.count) domains: at most 30 are supported") }
+
+        guard map["adapters"] != nil else { throw fail("adapters", "missing") }
+        let adapters = try submap(map["adapters"], "adapters", allowed: ["method", "dir"])
+        let methodName = try string(adapters["method"], "adapters.method")
+        guard let method = AdapterMethod(rawValue: methodName) else {
+            throw fail("adapters.method", "unknown method '\(methodName)' (known: \(AdapterMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        let adapterDir = try string(adapters["dir"], "adapters.dir")
+
+        var strategy = MixStrategy.average
+        var parameters: [String: Double] = [:]
+        if let m = map["mixing"] {
+            let mixing = try submap(m, "mixing", allowed: ["strategy", "parameters"])
+            if let s = mixing["strategy"] {
+                let name = try string(s, "mixing.strategy")
+                guard let st = MixStrategy(rawValue: name) else {
+                    throw fail("mixing.strategy", "unknown strategy '\(name)' (known: \(MixStrategy.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                strategy = st
+            }
+            if let p = mixing["parameters"], !(p is NSNull) {
+                guard let pm = p as? [String: Any] else { throw fail("mixing.parameters", "expected a mapping of name: number") }
+                for (k, v) in pm { parameters[k] = try double(v, "mixing.parameters.\(k)") }
+            }
+        }
+
+        var conditions: [SweepCondition] = [.clean, .fgsm]
+        if let c = map["conditions"] {
+            guard let list = c as? [Any], !list.isEmpty else { throw fail("conditions", "expected a non-empty list (clean, fgsm)") }
+            conditions = []
+            for (i, v) in list.enumerated() {
+                let name = try string(v, "conditions[\(i)]")
+                guard let cond = SweepCondition(rawValue: name) else {
+                    throw fail("conditions[\(i)]", "unknown condition '\(name)' (known: \(SweepCondition.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                guard !conditions.contains(cond) else { throw fail("conditions[\(i)]", "'\(name)' is listed twice") }
+                conditions.append(cond)
+            }
+        }
+
+        let testCap = try map["test_cap"].map { try int($0, "test_cap", min: 1) }
+        var testCaps: [String: Int] = [:]
+        if let t = map["test_caps"] {
+            guard let tm = t as? [String: Any] else { throw fail("test_caps", "expected a mapping of domain: cap") }
+            for k in tm.keys.sorted() {
+                guard domains.contains(k) else { throw fail("test_caps.\(k)", "'\(k)' is not one of the sweep's domains") }
+                testCaps[k] = try int(tm[k], "test_caps.\(k)", min: 1)
+            }
+        }
+
+        let batchSize = try map["batch_size"].map { try int($0, "batch_size", min: 1) } ?? 32
+        let shardSize = try map["shard_size"].map { try int($0, "shard_size", min: 1) } ?? 16
+        let seed = try map["seed"].map { UInt64(try int($0, "seed", min: 0)) } ?? 42
+
+        var sizes: [Int]? = nil
+        if let s = map["sizes"], !(s is NSNull) {
+            if let word = s as? String, word == "all" {
+                sizes = nil
+            } else {
+                guard let list = s as? [Any], !list.isEmpty else { throw fail("sizes", "expected a non-empty list of mixture sizes, or 'all'") }
+                var out: Set<Int> = []
+                for (i, v) in list.enumerated() {
+                    guard let k = v as? Int else { throw fail("sizes[\(i)]", "expected an integer") }
+                    guard (1...domains.count).contains(k) else {
+                        throw fail("sizes[\(i)]", "mixture size \(k) is out of range 1...\(domains.count) for \(domains.count) domains")
+                    }
+                    out.insert(k)
+                }
+                sizes = out.sorted()
+            }
+        }
+
+        return SweepConfig(baseModel: baseModel, domains: domains, adapterMethod: method, adapterDir: adapterDir,
+                           strategy: strategy, parameters: parameters, conditions: conditions, testCap: testCap,
+                           testCaps: testCaps, batchSize: batchSize, shardSize: shardSize, seed: seed, sizes: sizes)
+    }
+
+    /// Checks every configured domain against the names the dataset catalog knows (built-in and
+    /// user-declared); the first unknown one is reported under its `domains[i]` key.
+    public func checkDomains(known: Set<String>, configFile: String = "<config>") throws {
+        for (i, d) in domains.enumerated() where !known.contains(d) {
+            throw SweepConfigError(file: configFile, key: "domains[\(i)]",
+                                   message: "unknown domain '\(d)' (known: \(known.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    /// Checks that the base model's weights and every domain's adapter folder exist; the first
+    /// missing one is reported (file = the config, key = what points at it).
+    public func checkArtifactsExist(configFile: String = "<config>") throws {
+        let fm = FileManager.default
+        if !fm.fileExists(atPath: baseModelWeights) {
+            throw SweepConfigError(file: configFile, key: "base_model", message: "\(baseModelWeights) does not exist")
+        }
+        for d in sortedDomains {
+            var isDir: ObjCBool = false
+            let folder = adapterFolder(for: d)
+            if !fm.fileExists(atPath: folder, isDirectory: &isDir) || !isDir.boolValue {
+                throw SweepConfigError(file: configFile, key: "adapters.dir",
+                                       message: "no adapter folder for domain '\(d)': \(folder) is missing")
+            }
+        }
+    }
+}
