@@ -247,15 +247,8 @@ extension Adapter {
         }
         // Weights.
         let weightsURL = dir.appendingPathComponent(AdapterFileNames.weights)
-        guard FileManager.default.fileExists(atPath: weightsURL.path) else {
-            if FileManager.default.fileExists(atPath: dir.appendingPathComponent(AdapterFileNames.weightsPickle).path) {
-                throw AdapterError(file: dir.appendingPathComponent(AdapterFileNames.weightsPickle).path,
-                                   reason: "the folder has only the pickled pytorch_adapter.bin, which AdapterMix does not read",
-                                   hint: "re-save it with model.save_adapter(dir, name, use_safetensors=True)")
-            }
-            throw AdapterError(file: weightsURL.path, reason: "no such file", hint: "the adapter folder needs adapter.safetensors")
-        }
-        let weights = try openSafeTensors(weightsURL)
+        let weights = try openSafeTensors(weightsURL, pickle: dir.appendingPathComponent(AdapterFileNames.weightsPickle),
+                                          resave: "model.save_adapter(dir, name, use_safetensors=True)", folder: "the adapter folder")
         let hasInvWeights = weights.names.contains { $0.contains("invertible_adapters.") || $0.contains("invertible_lang_adapters.") }
         var config = try parseAdapterHubConfig(configValue, hidden: encoder.hiddenSize, version: version, hasInvertibleWeights: hasInvWeights,
                                                encoder: encoder, file: configPath)
@@ -692,15 +685,8 @@ extension Adapter {
         }
         guard !labels.isEmpty else { throw bad("config.num_labels", "is 0") }
         // Weights.
-        guard FileManager.default.fileExists(atPath: weightsURL.path) else {
-            if FileManager.default.fileExists(atPath: dir.appendingPathComponent(AdapterFileNames.headWeightsPickle).path) {
-                throw AdapterError(file: dir.appendingPathComponent(AdapterFileNames.headWeightsPickle).path,
-                                   reason: "the folder has only the pickled pytorch_model_head.bin, which AdapterMix does not read",
-                                   hint: "re-save it with model.save_adapter(dir, name, use_safetensors=True)")
-            }
-            throw AdapterError(file: weightsURL.path, reason: "no such file", hint: "the adapter folder needs model_head.safetensors")
-        }
-        let file = try openSafeTensors(weightsURL)
+        let file = try openSafeTensors(weightsURL, pickle: dir.appendingPathComponent(AdapterFileNames.headWeightsPickle),
+                                       resave: "model.save_adapter(dir, name, use_safetensors=True)", folder: "the adapter folder")
         var headName = top["name"]?.string ?? adapterName
         let names = Set(file.names.compactMap { key -> String? in
             guard key.hasPrefix("heads.") else { return nil }
@@ -746,6 +732,19 @@ extension AdapterError {
 
 func openSafeTensors(_ url: URL) throws -> SafeTensorsFile {
     do { return try SafeTensorsFile(url: url) } catch let e as SafeTensorsError { throw AdapterError(e) }
+}
+
+/// Opens `url`; when it is missing, says whether the folder has only the pickled `pickle` (which
+/// AdapterMix does not read) and how to re-save it as safetensors.
+func openSafeTensors(_ url: URL, pickle: URL, resave: String, folder: String) throws -> SafeTensorsFile {
+    guard FileManager.default.fileExists(atPath: url.path) else {
+        if FileManager.default.fileExists(atPath: pickle.path) {
+            throw AdapterError(file: pickle.path, reason: "the folder has only the pickled \(pickle.lastPathComponent), which AdapterMix does not read",
+                               hint: "re-save it with \(resave)")
+        }
+        throw AdapterError(file: url.path, reason: "no such file", hint: "\(folder) needs \(url.lastPathComponent)")
+    }
+    return try openSafeTensors(url)
 }
 
 /// A tensor as Float32 with the expected shape and only finite values.

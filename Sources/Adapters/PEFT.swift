@@ -46,15 +46,8 @@ public func importPEFT(from dir: URL, encoder: EncoderConfig, modelDirectory: UR
 
     // Weights.
     let weightsURL = dir.appendingPathComponent(PEFTFileNames.weights)
-    guard FileManager.default.fileExists(atPath: weightsURL.path) else {
-        if FileManager.default.fileExists(atPath: dir.appendingPathComponent(PEFTFileNames.weightsPickle).path) {
-            throw AdapterError(file: dir.appendingPathComponent(PEFTFileNames.weightsPickle).path,
-                               reason: "the folder has only the pickled adapter_model.bin, which AdapterMix does not read",
-                               hint: "re-save it with model.save_pretrained(dir, safe_serialization=True)")
-        }
-        throw AdapterError(file: weightsURL.path, reason: "no such file", hint: "the PEFT folder needs adapter_model.safetensors")
-    }
-    let file = try openSafeTensors(weightsURL)
+    let file = try openSafeTensors(weightsURL, pickle: dir.appendingPathComponent(PEFTFileNames.weightsPickle),
+                                   resave: "model.save_pretrained(dir, safe_serialization=True)", folder: "the PEFT folder")
     let path = weightsURL.path
     let modelType = encoder.modelType.rawValue
     let C = encoder.hiddenSize, L = encoder.numHiddenLayers
