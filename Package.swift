@@ -28,6 +28,7 @@ let package = Package(
         .target(name: "Encoder", dependencies: ["Tensor"]),
         .target(name: "Adapters", dependencies: ["Encoder", "Tensor", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Datasets", dependencies: ["CZlib", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Cluster", dependencies: ["CZeroMQ", "Sweep"]),
         .target(
             name: "Sweep",
             dependencies: [
@@ -58,5 +59,6 @@ let package = Package(
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Encoder", "Tensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["Encoder"]),
         .testTarget(name: "SweepTests", dependencies: ["Sweep"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Sweep"]),
     ]
 )
