@@ -31,29 +31,17 @@ extension Mixing {
     public static func electAndMerge(_ bodies: [UnsafeBufferPointer<Float>], weights: [Double], lambda: Double,
                                      threads: Int = ProcessInfo.processInfo.activeProcessorCount) -> [Float] {
         precondition(bodies.count == weights.count && !bodies.isEmpty)
-        let n = bodies[0].count
-        let order = canonicalOrder(bodies, keys: weights).filter { weights[$0] != 0 }
-        var out = [Float](repeating: 0, count: n)
-        guard !order.isEmpty else { return out }
-        let ptrs = MixPointers(order.map { bodies[$0].baseAddress! }), ws = order.map { weights[$0] }
-        out.withUnsafeMutableBufferPointer { o in
-            let dst = MixMutablePointer(o.baseAddress!)
-            parallelChunks(n, threads: threads) { range in
-                let k = ws.count
-                for p in range {
-                    var mass = Double(ptrs[0][p]) * ws[0]
-                    for i in 1..<k { mass += Double(ptrs[i][p]) * ws[i] }
-                    if mass == 0 { dst.p[p] = Float(lambda * mass); continue }
-                    var sum = 0.0, wsum = 0.0
-                    for i in 0..<k {
-                        let x = Double(ptrs[i][p])
-                        if mass > 0 ? x > 0 : x < 0 { sum += ws[i] * x; wsum += ws[i] }
-                    }
-                    dst.p[p] = Float(lambda * (sum / wsum))
-                }
+        return elementwise(bodies, keys: weights, threads: threads) { ptrs, ws, p in
+            var mass = Double(ptrs[0][p]) * ws[0]
+            for i in 1..<ws.count { mass += Double(ptrs[i][p]) * ws[i] }
+            if mass == 0 { return Float(lambda * mass) }
+            var sum = 0.0, wsum = 0.0
+            for i in 0..<ws.count {
+                let x = Double(ptrs[i][p])
+                if mass > 0 ? x > 0 : x < 0 { sum += ws[i] * x; wsum += ws[i] }
             }
+            return Float(lambda * (sum / wsum))
         }
-        return out
     }
 
     /// DARE (Yu et al. 2024): each weight dropped (set to 0) with probability p, the others rescaled by

@@ -158,20 +158,28 @@ public enum Mixing {
         precondition(bodies.count == coefficients.count && !bodies.isEmpty)
         let n = bodies[0].count
         precondition(bodies.allSatisfy { $0.count == n })
-        let order = canonicalOrder(bodies, keys: coefficients).filter { coefficients[$0] != 0 }
+        return elementwise(bodies, keys: coefficients, threads: threads) { ptrs, cs, p in
+            var acc = Double(ptrs[0][p]) * cs[0]
+            var i = 1
+            while i < cs.count { acc += Double(ptrs[i][p]) * cs[i]; i += 1 }
+            return Float(acc / divisor)
+        }
+    }
+
+    /// `element(members, keys, p)` for every parameter index p, over the members whose key is non-zero
+    /// in the canonical order (so results do not depend on the listing order), in parallel chunks;
+    /// all zeros when every key is zero.
+    static func elementwise(_ bodies: [UnsafeBufferPointer<Float>], keys: [Double], threads: Int,
+                            _ element: @escaping @Sendable (MixPointers, [Double], Int) -> Float) -> [Float] {
+        let n = bodies[0].count
+        let order = canonicalOrder(bodies, keys: keys).filter { keys[$0] != 0 }
         var out = [Float](repeating: 0, count: n)
         guard !order.isEmpty else { return out }
-        let ptrs = MixPointers(order.map { bodies[$0].baseAddress! }), cs = order.map { coefficients[$0] }
+        let ptrs = MixPointers(order.map { bodies[$0].baseAddress! }), ks = order.map { keys[$0] }
         out.withUnsafeMutableBufferPointer { o in
             let dst = MixMutablePointer(o.baseAddress!)
             parallelChunks(n, threads: threads) { range in
-                let k = cs.count
-                for p in range {
-                    var acc = Double(ptrs[0][p]) * cs[0]
-                    var i = 1
-                    while i < k { acc += Double(ptrs[i][p]) * cs[i]; i += 1 }
-                    dst.p[p] = Float(acc / divisor)
-                }
+                for p in range { dst.p[p] = element(ptrs, ks, p) }
             }
         }
         return out
