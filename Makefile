@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/release/adaptermix
 
-.PHONY: setup build demo test bench bench-peer quality adapters clean
+.PHONY: setup build demo test bench bench-sweep-noop bench-peer quality adapters clean
 
 setup:
 	@bash scripts/setup.sh
@@ -20,6 +20,11 @@ test: setup
 bench: build
 	$(BIN) bench encoder
 	$(BIN) bench fsd
+
+# The sweep machinery alone: the 13-domain plan through real sockets and the journal, no-op evaluator.
+bench-sweep-noop: build
+	@rm -f out/bench/noop-13.sqlite*; mkdir -p out/bench
+	$(BIN) sweep --config configs/noop-13.yaml --evaluator noop --workers 2 --journal out/bench/noop-13.sqlite | tail -n 3
 
 # The Python peers (ONNX Runtime, PyTorch) in their own virtualenv; never run by CI.
 bench-peer: setup

@@ -32,7 +32,7 @@ let package = Package(
         .target(
             name: "Sweep",
             dependencies: [
-                "Adapters", "Datasets",
+                "Adapters", "Datasets", "Encoder",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -43,7 +43,7 @@ let package = Package(
         .executableTarget(
             name: "adaptermix",
             dependencies: [
-                "Encoder", "Tensor", "Datasets", "Adapters",
+                "Encoder", "Tensor", "Datasets", "Adapters", "Sweep", "Cluster",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -60,5 +60,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["Encoder"]),
         .testTarget(name: "SweepTests", dependencies: ["Sweep"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Sweep"]),
+        // Real coordinator and worker processes on loopback (runs the built executable).
+        .testTarget(name: "SweepProcessTests", dependencies: ["Cluster", "Sweep"]),
     ]
 )

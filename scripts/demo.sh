@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
-# The embedded demo: real sentences (eight messages of the packaged SMS corpus and three of our own)
-# through the packaged all-MiniLM-L6-v2 on the OpenBLAS encoder. Later issues grow it into a sweep.
+# The embedded demo: a real, small sweep end to end on this machine (docs/sweep.md).
+#  1. trains the four demo domains' Pfeiffer adapters on the packaged all-MiniLM-L6-v2 if they are
+#     missing (configs/train-report.yaml, about half a minute each on 2 cores);
+#  2. runs every mixture that contains each target (4 · 2^3 = 32) clean and under FGSM, through a
+#     coordinator and two worker processes talking ZeroMQ on 127.0.0.1, journaled in SQLite;
+#  3. prints, per target, mean ± std of accuracy per mixture size, and where the time went.
+# Run it again and it resumes from the journal (out/sweeps/demo-sweep.sqlite): nothing is redone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.build/release/adaptermix
-OUT=out/demo
-mkdir -p "$OUT"
-{
-  head -n 8 .cache/assets/sms-spam.tsv | cut -f2
-  echo "Adapters are small modules trained per domain on top of a frozen encoder."
-  echo "Averaging the weights of several domain adapters can hurt in-domain accuracy."
-  echo "Congratulations! You have won a free prize, text WIN to claim it now."
-} > "$OUT/sentences.txt"
-echo "== all-MiniLM-L6-v2 sentence embeddings (mean pooling, L2-normalised) =="
-"$BIN" embed --normalize --file "$OUT/sentences.txt" --format preview
-"$BIN" embed --normalize --file "$OUT/sentences.txt" > "$OUT/embeddings.jsonl"
+cores=$(nproc)
+workers=2
+threads=$(( cores / workers > 0 ? cores / workers : 1 ))
+echo "== demo sweep: configs/demo-sweep.yaml · $workers workers × $threads thread(s) =="
+"$BIN" sweep --config configs/demo-sweep.yaml --workers "$workers" --threads "$threads" --train-threads "$cores"
 echo
-echo "wrote $OUT/embeddings.jsonl ($(wc -l < "$OUT/embeddings.jsonl") lines of {text, input_ids, embedding})"
+echo "status at any time: $BIN status --journal out/sweeps/demo-sweep.sqlite [--format json]"

@@ -41,16 +41,33 @@ public struct ClassificationScores: Sendable, Equatable, Codable {
 
 /// Runs an adapted encoder over many examples on several threads (whole batches per thread,
 /// single-threaded BLAS), optionally under FGSM.
+///
+/// Examples are sorted by length (longest first) and cut into batches. By default a batch holds
+/// `min(batchSize, ⌈n / threads⌉)` examples, so that every thread gets work on small inputs; the
+/// padding, and so the last bits of the logits, then depend on `threads`. With `fixedBatches` the
+/// batches are always `batchSize` examples of the sorted order, and the logits are bit-identical
+/// for any thread count (what a sweep needs, whose workers may have different core counts).
 public struct AdaptedRunner: Sendable {
     public let model: AdaptedEncoder
     public let threads: Int
     public let batchSize: Int
+    /// Batches of exactly `batchSize` (the last one smaller), whatever `threads` is.
+    public let fixedBatches: Bool
 
-    public init(model: AdaptedEncoder, threads: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 32) {
+    public init(model: AdaptedEncoder, threads: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 32,
+                fixedBatches: Bool = false) {
         self.model = model
         self.threads = max(1, threads)
         self.batchSize = max(1, batchSize)
+        self.fixedBatches = fixedBatches
         BLAS.setThreads(1)
+    }
+
+    /// The examples of each batch (indices into the input), longest first: the batches `predict` runs.
+    public func batches(_ encodings: [Encoding]) -> [[Int]] {
+        let order = encodings.indices.sorted { (encodings[$0].ids.count, $1) > (encodings[$1].ids.count, $0) }
+        let size = fixedBatches ? batchSize : min(batchSize, max(1, (order.count + threads - 1) / threads))
+        return stride(from: 0, to: order.count, by: size).map { Array(order[$0..<min($0 + size, order.count)]) }
     }
 
     /// Logits for every example, in input order. With `fgsmEpsilon`, each batch is first run
@@ -60,9 +77,7 @@ public struct AdaptedRunner: Sendable {
     public func predict(_ encodings: [Encoding], padId: Int, labels: [Int]? = nil, fgsmEpsilon: Float? = nil) throws -> [Prediction] {
         precondition(fgsmEpsilon == nil || labels?.count == encodings.count, "FGSM needs the true labels")
         let K = model.adapter.layout.head.classes
-        let order = encodings.indices.sorted { (encodings[$0].ids.count, $1) > (encodings[$1].ids.count, $0) }
-        let size = min(batchSize, max(1, (order.count + threads - 1) / threads))
-        let groups = stride(from: 0, to: order.count, by: size).map { Array(order[$0..<min($0 + size, order.count)]) }
+        let groups = batches(encodings)
         let batches = groups.map { EncoderBatch($0.map { encodings[$0] }, padId: padId) }
         for b in batches { try model.model.check(b) }
         let out = LockedPredictions(count: encodings.count)

@@ -27,13 +27,13 @@ public enum ResultOutcome: Equatable, Sendable {
     /// not in the shard (dropped); `retried` the keys of items that errored or were missing and went
     /// back to the queue; `failed` the items given up on. `late` is true when the result came from a
     /// superseded attempt (e.g. a worker presumed dead).
-    case accepted(record: [ItemResult], duplicates: [String], unknownKeys: [String], retried: [String],
+    case accepted(record: [ItemReport], duplicates: [String], unknownKeys: [String], retried: [String],
                   failed: [FailedItem], late: Bool)
     /// The result was not taken (unknown shard, not sent to this worker, already answered).
     case ignored(reason: String)
 
     /// The item results to record (empty when ignored).
-    public var toRecord: [ItemResult] {
+    public var toRecord: [ItemReport] {
         if case .accepted(let r, _, _, _, _, _) = self { return r }
         return []
     }
@@ -239,7 +239,7 @@ public final class Dispatcher {
         }
 
         let shardKeys = Set(plannedShard.items.map(\.key))
-        var record: [ItemResult] = []
+        var record: [ItemReport] = []
         var duplicates: [String] = []
         var unknown: [String] = []
         var errored: [String: String] = [:]

@@ -22,6 +22,8 @@ public enum WireProtocol {
     public static let payloadPrefixLength = 5
     /// Largest payload body accepted (16 MiB); a longer declared length is an error before any allocation.
     public static let maxPayloadLength = 16 << 20
+    /// The sweep id a worker sends in `hello` when it will join whatever sweep the coordinator runs.
+    public static let anySweep = "*"
     /// A sensible `ZMQ_MAXMSGSIZE` for sockets speaking this protocol.
     public static let maxMessageSize: Int64 = Int64(maxPayloadLength + 4096)
 }
@@ -42,6 +44,8 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case refuse = 6
     /// either way: orderly goodbye (sweep finished, worker shutting down).
     case bye = 7
+    /// coordinator → worker: the answer to hello (the sweep's config, artifacts and heartbeat settings).
+    case welcome = 8
 
     public var description: String {
         switch self {
@@ -52,6 +56,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .heartbeat: return "heartbeat"
         case .refuse: return "refuse"
         case .bye: return "bye"
+        case .welcome: return "welcome"
         }
     }
 
@@ -140,6 +145,11 @@ public struct PlanHash: Hashable, Sendable, CustomStringConvertible {
 
     public init?(plan: SweepPlan) { self.init(hex: plan.hash) }
 
+    /// All zeros: what a worker that does not know the sweep yet puts in its `hello` (with the
+    /// sweep id `WireProtocol.anySweep`); the coordinator answers with `welcome`.
+    public static let unknown = PlanHash(bytes: Data(count: WireProtocol.planHashLength))!
+    public var isUnknown: Bool { bytes.allSatisfy { $0 == 0 } }
+
     public var hex: String { bytes.map { String(format: "%02x", $0) }.joined() }
     public var description: String { hex }
 }
@@ -183,8 +193,8 @@ public struct WorkShard: Codable, Equatable, Sendable {
     }
 }
 
-/// One item's outcome. `bits` holds one correctness bit per example, LSB-first, ⌈n/8⌉ bytes.
-public struct ItemResult: Codable, Equatable, Sendable {
+/// One item's outcome on the wire. `bits` holds one correctness bit per example, LSB-first, ⌈n/8⌉ bytes.
+public struct ItemReport: Codable, Equatable, Sendable {
     public var key: String
     public var n: Int
     public var correct: Int
@@ -192,13 +202,38 @@ public struct ItemResult: Codable, Equatable, Sendable {
     public var seconds: Double
     /// Set when the item failed on this attempt (then n = correct = 0, no bits).
     public var error: String?
-    public init(key: String, n: Int, correct: Int, bits: Data, seconds: Double, error: String? = nil) {
+    /// The mixture's mean pairwise FSD (absent for one member).
+    public var meanFSD: Double?
+    /// Fraction of the target adapter's weights whose sign the mixture flips.
+    public var weightsChangingDirection: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case key, n, correct, bits, seconds, error
+        case meanFSD = "mean_fsd"
+        case weightsChangingDirection = "weights_changing_direction"
+    }
+
+    public init(key: String, n: Int, correct: Int, bits: Data, seconds: Double, error: String? = nil,
+                meanFSD: Double? = nil, weightsChangingDirection: Double? = nil) {
         self.key = key
         self.n = n
         self.correct = correct
         self.bits = bits
         self.seconds = seconds
         self.error = error
+        self.meanFSD = meanFSD
+        self.weightsChangingDirection = weightsChangingDirection
+    }
+
+    /// The wire form of an evaluator's outcome.
+    public init(_ o: ItemOutcome) {
+        if let error = o.error {
+            self.init(key: o.key, n: 0, correct: 0, bits: Data(), seconds: o.seconds, error: error)
+        } else {
+            let bits = CorrectnessBits(o.correctness)
+            self.init(key: o.key, n: bits.count, correct: bits.correctCount, bits: bits.bytes, seconds: o.seconds,
+                      meanFSD: o.meanFSD, weightsChangingDirection: o.weightsChangingDirection)
+        }
     }
 }
 
@@ -206,11 +241,39 @@ public struct ItemResult: Codable, Equatable, Sendable {
 public struct ShardResult: Codable, Equatable, Sendable {
     public var shard: Int
     public var attempt: Int
-    public var items: [ItemResult]
-    public init(shard: Int, attempt: Int, items: [ItemResult]) {
+    public var items: [ItemReport]
+    /// Where the worker's time went on this shard (absent from peers that do not measure it).
+    public var timing: ShardTiming?
+    public init(shard: Int, attempt: Int, items: [ItemReport], timing: ShardTiming? = nil) {
         self.shard = shard
         self.attempt = attempt
         self.items = items
+        self.timing = timing
+    }
+}
+
+/// coordinator → worker: the answer to `hello`. Everything a worker needs to evaluate this sweep:
+/// the configuration (canonical JSON, which `SweepConfig.parse` reads back), the artifact hashes the
+/// plan was made with (the worker checks its own files against them), and the liveness settings.
+public struct Welcome: Codable, Equatable, Sendable {
+    public var config: String
+    public var artifacts: ArtifactHashes
+    /// Seconds between heartbeats, each way.
+    public var heartbeatInterval: Double
+    /// Heartbeats missed before the other side is presumed gone.
+    public var liveness: Int
+
+    enum CodingKeys: String, CodingKey {
+        case config, artifacts
+        case heartbeatInterval = "heartbeat_interval"
+        case liveness
+    }
+
+    public init(config: String, artifacts: ArtifactHashes, heartbeatInterval: Double, liveness: Int) {
+        self.config = config
+        self.artifacts = artifacts
+        self.heartbeatInterval = heartbeatInterval
+        self.liveness = liveness
     }
 }
 
@@ -237,7 +300,13 @@ public struct Refusal: Codable, Equatable, Sendable {
 
 public struct Bye: Codable, Equatable, Sendable {
     public var reason: String
-    public init(reason: String) { self.reason = reason }
+    /// From the coordinator: true when the sweep is complete (workers exit 0), false when the
+    /// coordinator is stopping with work left (workers exit too; a resumed sweep needs new ones).
+    public var finished: Bool?
+    public init(reason: String, finished: Bool? = nil) {
+        self.reason = reason
+        self.finished = finished
+    }
 }
 
 /// The body of a message; its case decides the kind.
@@ -249,6 +318,7 @@ public enum Payload: Equatable, Sendable {
     case heartbeat(sequence: UInt64)
     case refuse(Refusal)
     case bye(Bye)
+    case welcome(Welcome)
 
     public var kind: MessageKind {
         switch self {
@@ -259,6 +329,7 @@ public enum Payload: Equatable, Sendable {
         case .heartbeat: return .heartbeat
         case .refuse: return .refuse
         case .bye: return .bye
+        case .welcome: return .welcome
         }
     }
 }
@@ -298,6 +369,7 @@ public struct WireMessage: Equatable, Sendable {
         case .result(let p): body = try Self.json(p)
         case .refuse(let p): body = try Self.json(p)
         case .bye(let p): body = try Self.json(p)
+        case .welcome(let p): body = try Self.json(p)
         case .heartbeat(let seq):
             var b = Data(count: 8)
             for i in 0..<8 { b[i] = UInt8(truncatingIfNeeded: seq >> (8 * UInt64(7 - i))) }
@@ -391,6 +463,12 @@ public struct WireMessage: Equatable, Sendable {
             payload = .refuse(try decodeJSON(body, kind))
         case .bye:
             payload = .bye(try decodeJSON(body, kind))
+        case .welcome:
+            let w: Welcome = try decodeJSON(body, kind)
+            guard w.heartbeatInterval.isFinite, w.heartbeatInterval > 0, w.liveness >= 1 else {
+                throw WireError.badPayload(kind: kind, reason: "heartbeat interval must be > 0 and liveness ≥ 1")
+            }
+            payload = .welcome(w)
         }
         return WireMessage(sweepId: sweepId, planHash: planHash, payload: payload)
     }
@@ -442,12 +520,16 @@ public struct PeerPolicy: Sendable, Equatable {
         self.planHash = planHash
     }
 
-    /// nil when the message may proceed; otherwise the refusal to send back.
+    /// nil when the message may proceed; otherwise the refusal to send back. A `hello` may say
+    /// "any sweep" (sweep id `*` with plan hash all zeros) or "this plan, whatever its sweep id"
+    /// (sweep id `*` with a plan hash): the worker learns the rest from `welcome`.
     public func check(_ message: WireMessage) -> Refusal? {
+        let joining = message.kind == .hello && message.sweepId == WireProtocol.anySweep
+        if joining && message.planHash.isUnknown { return nil }
         if message.planHash != planHash {
             return Refusal(code: .planHash, reason: "plan hash \(message.planHash.hex) does not match this sweep's \(planHash.hex)")
         }
-        if message.sweepId != sweepId {
+        if message.sweepId != sweepId && !joining {
             return Refusal(code: .sweepId, reason: "sweep id \"\(message.sweepId)\" does not match this sweep's \"\(sweepId)\"")
         }
         return nil

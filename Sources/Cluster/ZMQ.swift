@@ -69,7 +69,11 @@ public final class ZMQSocket {
         self.kind = kind
         self.handle = h
         try setOption(ZMQ_LINGER, 0)
-        if kind == .router { try setOption(ZMQ_ROUTER_MANDATORY, 1) }
+        if kind == .router {
+            try setOption(ZMQ_ROUTER_MANDATORY, 1)
+            // A worker that reconnects with its identity takes over the old connection.
+            try setOption(ZMQ_ROUTER_HANDOVER, 1)
+        }
     }
 
     deinit { close() }
@@ -142,6 +146,23 @@ public final class ZMQSocket {
                 throw ZMQError.last("zmq_poll")
             }
             return rc > 0 && (item.revents & events) != 0
+        }
+    }
+
+    /// Waits up to `timeout` seconds until this socket has a message or `fd` (e.g. a pipe another
+    /// thread writes to) is readable. Returns which of the two is ready.
+    public func waitReadable(orFileDescriptor fd: Int32, timeout: Double) throws -> (socket: Bool, fd: Bool) {
+        let h = try live("zmq_poll")
+        var items = [zmq_pollitem_t(socket: h, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0),
+                     zmq_pollitem_t(socket: nil, fd: fd, events: Int16(ZMQ_POLLIN), revents: 0)]
+        let ms: Int = timeout < 0 ? -1 : Int((timeout * 1000).rounded(.up))
+        while true {
+            let rc = zmq_poll(&items, 2, ms)
+            if rc < 0 {
+                if zmq_errno() == EINTR { continue }
+                throw ZMQError.last("zmq_poll")
+            }
+            return (items[0].revents & Int16(ZMQ_POLLIN) != 0, items[1].revents & Int16(ZMQ_POLLIN) != 0)
         }
     }
 

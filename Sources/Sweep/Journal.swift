@@ -263,16 +263,43 @@ public final class Journal: Sendable {
         }
     }
 
+    /// The keys of every item without a recorded result (pending, running or failed): what a
+    /// resumed sweep queues. Failed items get another round of attempts.
+    public func unrecordedKeys() throws -> Set<String> {
+        try pool.read { db in Set(try String.fetchAll(db, sql: "SELECT key FROM items WHERE state != 'done'")) }
+    }
+
     /// Every item, in plan order.
     public func allItems() throws -> [JournalItem] {
         try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM items ORDER BY seq").map(Self.item) }
     }
 
-    /// Marks items dispatched: state running, attempts + 1 (done and failed items are left alone).
+    /// Marks items dispatched: state running, attempts + 1 (done items are left alone; a failed
+    /// item dispatched again by a resumed sweep runs again).
     public func markRunning(keys: [String]) throws {
+        try pool.write { db in try Self.markRunning(db, keys) }
+    }
+
+    private static func markRunning(_ db: Database, _ keys: [String]) throws {
+        let st = try db.makeStatement(sql: "UPDATE items SET state = 'running', attempts = attempts + 1 WHERE key = ? AND state != 'done'")
+        for k in keys { try st.execute(arguments: [k]) }
+    }
+
+    private static func markFailed(_ db: Database, _ failed: [(key: String, reason: String)]) throws {
+        let st = try db.makeStatement(sql: "UPDATE items SET state = 'failed', reason = ? WHERE key = ? AND state != 'done'")
+        for f in failed { try st.execute(arguments: [f.reason, f.key]) }
+    }
+
+    /// One transaction for what a coordinator gathered since its last write: items dispatched
+    /// (`running`), results (recorded as `record(results:)` does: first wins, duplicates counted),
+    /// and items given up on. Nothing is half-written: a kill leaves the journal before or after it.
+    @discardableResult
+    public func commit(running: [String], results: [ItemResult], failed: [(key: String, reason: String)]) throws -> RecordOutcome {
         try pool.write { db in
-            let st = try db.makeStatement(sql: "UPDATE items SET state = 'running', attempts = attempts + 1 WHERE key = ? AND state IN ('pending','running')")
-            for k in keys { try st.execute(arguments: [k]) }
+            try Self.markRunning(db, running)
+            let out = try Self.record(db, results)
+            try Self.markFailed(db, failed)
+            return out
         }
     }
 
@@ -293,7 +320,10 @@ public final class Journal: Sendable {
     /// result becomes done.
     @discardableResult
     public func record(results: [ItemResult]) throws -> RecordOutcome {
-        try pool.write { db in
+        try pool.write { db in try Self.record(db, results) }
+    }
+
+    private static func record(_ db: Database, _ results: [ItemResult]) throws -> RecordOutcome {
             var out = RecordOutcome()
             // One statement per result on the common path: the insert only happens for a planned key.
             let insert = try db.makeStatement(sql: """
@@ -319,7 +349,6 @@ public final class Journal: Sendable {
                 try db.execute(sql: "UPDATE sweep SET duplicates_dropped = duplicates_dropped + ?", arguments: [out.duplicates])
             }
             return out
-        }
     }
 
     public func counts() throws -> JournalCounts {

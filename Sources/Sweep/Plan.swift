@@ -1,4 +1,5 @@
 import Crypto
+import Datasets
 import Foundation
 
 /// One mixture: the target and its members (the target included), members in sorted order.
@@ -58,47 +59,125 @@ public func sha256Hex(_ data: Data) -> String {
     return String(decoding: out, as: UTF8.self)
 }
 
-/// The SHA-256 of every artifact the sweep reads. The plan function takes them as input (tests pass
-/// fake ones); `ArtifactHashes.compute(for:)` hashes the real files.
+/// The SHA-256 of every artifact the sweep reads, and which evaluator reads them. The plan function
+/// takes them as input (tests pass fake ones); `ArtifactHashes.compute(for:catalog:)` hashes the real
+/// files. Workers receive them as JSON and check their own copies against them before evaluating.
 public struct ArtifactHashes: Sendable, Equatable, Codable {
     /// SHA-256 of the base model's model.safetensors.
     public var baseModel: String
     /// Per domain: file name within its adapter folder → SHA-256.
     public var adapters: [String: [String: String]]
+    /// The evaluator the results come from: "mixture" (`MixtureEvaluator`) or "noop" (`NoopEvaluator`).
+    public var evaluator: String
+    /// Per domain: SHA-256 of its test split after the caps (`testSplitHash`).
+    public var testSplits: [String: String]
 
-    public init(baseModel: String, adapters: [String: [String: String]]) {
+    public init(baseModel: String, adapters: [String: [String: String]], evaluator: String = "mixture",
+                testSplits: [String: String] = [:]) {
         self.baseModel = baseModel
         self.adapters = adapters
+        self.evaluator = evaluator
+        self.testSplits = testSplits
     }
 
-    /// Canonical text: one line per artifact, sorted.
+    enum CodingKeys: String, CodingKey { case baseModel, adapters, evaluator, testSplits }
+
+    /// Decodes JSON written before `evaluator` and `testSplits` existed too (as "mixture", none).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        baseModel = try c.decode(String.self, forKey: .baseModel)
+        adapters = try c.decode([String: [String: String]].self, forKey: .adapters)
+        evaluator = try c.decodeIfPresent(String.self, forKey: .evaluator) ?? "mixture"
+        testSplits = try c.decodeIfPresent([String: String].self, forKey: .testSplits) ?? [:]
+    }
+
+    /// The artifacts of a sweep run with the no-op evaluator, which reads nothing: each domain with no
+    /// adapter files, no test splits, base model "none".
+    public static func noop(domains: [String]) -> ArtifactHashes {
+        ArtifactHashes(baseModel: "none", adapters: Dictionary(domains.map { ($0, [:]) }, uniquingKeysWith: { a, _ in a }),
+                       evaluator: "noop", testSplits: [:])
+    }
+
+    /// Canonical text: one line per artifact, sorted within each kind — the base model, the adapter
+    /// files, the evaluator, the test splits.
     public var canonical: String {
         var lines = ["base_model/model.safetensors \(baseModel)"]
         for d in adapters.keys.sorted() {
             let files = adapters[d]!
             for f in files.keys.sorted() { lines.append("adapter/\(d)/\(f) \(files[f]!)") }
         }
+        lines.append("evaluator \(evaluator)")
+        for d in testSplits.keys.sorted() { lines.append("test/\(d) \(testSplits[d]!)") }
         return lines.joined(separator: "\n")
     }
 
-    /// Hashes the base model's weights and every regular file of each domain's adapter folder.
-    public static func compute(for config: SweepConfig) throws -> ArtifactHashes {
-        func hashFile(_ path: String) throws -> String {
-            try sha256Hex(Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe))
-        }
-        let fm = FileManager.default
+    /// Hashes the base model's weights, every regular file of each domain's adapter folder, and each
+    /// domain's test split as the sweep reads it (the config's seed and that domain's test cap).
+    public static func compute(for config: SweepConfig, catalog: DomainCatalog) throws -> ArtifactHashes {
         var adapters: [String: [String: String]] = [:]
+        var tests: [String: String] = [:]
         for d in config.sortedDomains {
-            let folder = config.adapterFolder(for: d)
-            var files: [String: String] = [:]
-            for name in try fm.contentsOfDirectory(atPath: folder).sorted() {
-                let path = (folder as NSString).appendingPathComponent(name)
-                var isDir: ObjCBool = false
-                if fm.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue { files[name] = try hashFile(path) }
-            }
-            adapters[d] = files
+            adapters[d] = try hashFolder(config.adapterFolder(for: d))
+            let splits = try catalog.load(d, options: SplitOptions(seed: config.seed, maxTest: config.testCap(for: d)))
+            tests[d] = testSplitHash(splits.test, labels: splits.labels)
         }
-        return ArtifactHashes(baseModel: try hashFile(config.baseModelWeights), adapters: adapters)
+        return ArtifactHashes(baseModel: try hashFile(config.baseModelWeights), adapters: adapters, evaluator: "mixture",
+                              testSplits: tests)
+    }
+
+    /// SHA-256 of a file as lower-case hex.
+    static func hashFile(_ path: String) throws -> String {
+        try sha256Hex(Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe))
+    }
+
+    /// File name → SHA-256 for every regular file directly in `folder`.
+    static func hashFolder(_ folder: String) throws -> [String: String] {
+        let fm = FileManager.default
+        var files: [String: String] = [:]
+        for name in try fm.contentsOfDirectory(atPath: folder).sorted() {
+            let path = (folder as NSString).appendingPathComponent(name)
+            var isDir: ObjCBool = false
+            if fm.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue { files[name] = try hashFile(path) }
+        }
+        return files
+    }
+
+    /// SHA-256 of a test split: its labels (in order), then each example's id, text, text pair and label,
+    /// in order. Every field is written as a JSON string (absent pair: `null`, so absent ≠ empty) and
+    /// fields are joined by tabs, one line each, so the text is unambiguous:
+    /// ```
+    /// adaptermix-test-split-v1
+    /// labels\t"neg"\t"pos"
+    /// "id-1"\t"a text"\tnull\t"pos"
+    /// ```
+    public static func testSplitHash(_ examples: [Example], labels: [String]) -> String {
+        var text = "adaptermix-test-split-v1\nlabels"
+        for l in labels { text += "\t" + jsonQuoted(l) }
+        text += "\n"
+        for e in examples {
+            text += jsonQuoted(e.id) + "\t" + jsonQuoted(e.text) + "\t" + (e.textPair.map(jsonQuoted) ?? "null")
+                + "\t" + jsonQuoted(e.label) + "\n"
+        }
+        return sha256Hex(Data(text.utf8))
+    }
+
+    /// A JSON string literal: quote, backslash and control characters escaped, everything else as is.
+    static func jsonQuoted(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20:
+                let hex = String(u.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
     }
 }
 

@@ -32,9 +32,15 @@ public enum SweepCondition: String, Sendable, Codable, CaseIterable, Comparable 
 /// ```yaml
 /// base_model: models/all-MiniLM-L6-v2     # a folder holding model.safetensors
 /// domains: [imdb, yelp, amazon, sst2]
-/// adapters: {method: pfeiffer, dir: out/adapters}   # one folder per domain: <dir>/<domain>-<method>
-/// mixing: {strategy: average, parameters: {}}
+/// datasets: my-domains.yaml               # optional: a user domain catalog (see DomainCatalog)
+/// adapters:
+///   method: pfeiffer
+///   dir: out/adapters                     # one folder per domain: <dir>/<domain>-<method>
+///   train: configs/train-report.yaml      # optional: the CLI trains the missing adapters with it
+/// mixing: {strategy: ties, parameters: {density: 0.2, lambda: 1}}
 /// conditions: [clean, fgsm]
+/// fgsm_epsilon: 0.01                      # FGSM step on the embeddings
+/// max_length: 128                         # tokens per example (truncated)
 /// test_cap: 1000                          # default cap on each domain's test split
 /// test_caps: {imdb: 500}                  # per-domain overrides
 /// batch_size: 32
@@ -42,6 +48,14 @@ public enum SweepCondition: String, Sendable, Codable, CaseIterable, Comparable 
 /// seed: 42
 /// sizes: [1, 2, 4]                        # mixture sizes to run; all (1...n) when absent
 /// ```
+///
+/// Mixing parameters by strategy (each optional, `Mixing.mix`'s defaults otherwise):
+/// average: none; sparse: `prune_layers`, `sparsity`; task-arithmetic: `lambda`; ties: `density`,
+/// `lambda`; dare and dare-ties: `p`, `seed`, `lambda`. The weighted and greedy strategies are refused:
+/// they need per-member weights or a size l, which an exhaustive sweep over every subset does not have.
+///
+/// The canonical JSON (`canonicalJSON()`) is also valid input: workers rebuild the config from it, and
+/// `parse(yaml: c.canonicalJSON())` gives `c` back with its domains and conditions sorted.
 public struct SweepConfig: Sendable, Equatable {
     public var baseModel: String
     /// In the order written; everything derived from the plan is independent of this order.
@@ -60,12 +74,22 @@ public struct SweepConfig: Sendable, Equatable {
     public var seed: UInt64
     /// The mixture sizes to run, ascending; 1...n by default.
     public var sizes: [Int]
+    /// The FGSM step ε on the embeddings (the study's 0.01).
+    public var fgsmEpsilon: Double
+    /// Tokens per example after truncation.
+    public var maxLength: Int
+    /// A user domain catalog (YAML) to read domains from besides the built-in ones; nil = built-in only.
+    public var datasets: String?
+    /// A training config (e.g. `configs/train-report.yaml`) with which the CLI trains the adapters that
+    /// are missing before the sweep starts; nil = every adapter must exist.
+    public var trainConfig: String?
 
     public init(baseModel: String, domains: [String], adapterMethod: AdapterMethod = .pfeiffer,
                 adapterDir: String = "out/adapters", strategy: MixStrategy = .average,
                 parameters: [String: Double] = [:], conditions: [SweepCondition] = [.clean, .fgsm],
                 testCap: Int? = nil, testCaps: [String: Int] = [:], batchSize: Int = 32,
-                shardSize: Int = 16, seed: UInt64 = 42, sizes: [Int]? = nil) {
+                shardSize: Int = 16, seed: UInt64 = 42, sizes: [Int]? = nil, fgsmEpsilon: Double = 0.01,
+                maxLength: Int = 128, datasets: String? = nil, trainConfig: String? = nil) {
         self.baseModel = baseModel
         self.domains = domains
         self.adapterMethod = adapterMethod
@@ -79,6 +103,10 @@ public struct SweepConfig: Sendable, Equatable {
         self.shardSize = shardSize
         self.seed = seed
         self.sizes = sizes ?? Array(1...max(domains.count, 1))
+        self.fgsmEpsilon = fgsmEpsilon
+        self.maxLength = maxLength
+        self.datasets = datasets
+        self.trainConfig = trainConfig
     }
 
     /// The domains in canonical (sorted) order.
@@ -96,18 +124,22 @@ public struct SweepConfig: Sendable, Equatable {
     public var baseModelWeights: String { (baseModel as NSString).appendingPathComponent("model.safetensors") }
 
     /// The configuration in canonical JSON (sorted keys, sorted domains): what the plan hash and
-    /// the journal record. Independent of the order domains are written in.
+    /// the journal record, and what workers parse back. Independent of the order domains are written in.
+    /// Doubles and the seed are written as text (the shortest round-trip form, exact and stable).
     public func canonicalJSON() -> String {
         var caps: [String: Any] = [:]
         for (k, v) in testCaps { caps[k] = v }
         var params: [String: Any] = [:]
-        for (k, v) in parameters { params[k] = v.description }  // shortest round-trip text: exact and stable
+        for (k, v) in parameters { params[k] = v.description }
         let object: [String: Any] = [
             "base_model": baseModel,
             "domains": domains.sorted(),
-            "adapters": ["method": adapterMethod.rawValue, "dir": adapterDir],
+            "datasets": datasets.map { $0 as Any } ?? NSNull(),
+            "adapters": ["method": adapterMethod.rawValue, "dir": adapterDir, "train": trainConfig.map { $0 as Any } ?? NSNull()],
             "mixing": ["strategy": strategy.rawValue, "parameters": params],
             "conditions": conditions.sorted().map(\.rawValue),
+            "fgsm_epsilon": fgsmEpsilon.description,
+            "max_length": maxLength,
             "test_cap": testCap.map { $0 as Any } ?? NSNull(),
             "test_caps": caps,
             "batch_size": batchSize,
@@ -123,8 +155,8 @@ public struct SweepConfig: Sendable, Equatable {
     // MARK: - Loading
 
     public static let knownKeys: Set<String> = [
-        "base_model", "domains", "adapters", "mixing", "conditions", "test_cap", "test_caps",
-        "batch_size", "shard_size", "seed", "sizes",
+        "base_model", "domains", "datasets", "adapters", "mixing", "conditions", "fgsm_epsilon", "max_length",
+        "test_cap", "test_caps", "batch_size", "shard_size", "seed", "sizes",
     ]
 
     /// Reads and validates a sweep config file.
@@ -159,10 +191,17 @@ public struct SweepConfig: Sendable, Equatable {
             guard i >= lo else { throw fail(key, "must be at least \(lo), got \(i)") }
             return i
         }
+        /// A finite number; the canonical JSON writes doubles as text, so a numeric string is one too.
         func double(_ v: Any?, _ key: String) throws -> Double {
-            if let d = v as? Double { return d }
-            if let i = v as? Int { return Double(i) }
-            throw fail(key, "expected a number")
+            var d: Double?
+            if let x = v as? Double { d = x } else if let i = v as? Int { d = Double(i) } else if let s = v as? String { d = Double(s) }
+            guard let d else { throw fail(key, "expected a number") }
+            guard d.isFinite else { throw fail(key, "expected a finite number, got \(d)") }
+            return d
+        }
+        func optionalString(_ v: Any?, _ key: String) throws -> String? {
+            guard let v, !(v is NSNull) else { return nil }
+            return try string(v, key)
         }
         func submap(_ v: Any?, _ key: String, allowed: Set<String>) throws -> [String: Any] {
             guard let m = v as? [String: Any] else { throw fail(key, "expected a mapping") }
@@ -189,13 +228,16 @@ public struct SweepConfig: Sendable, Equatable {
         guard !domains.isEmpty else { throw fail("domains", "no domains listed") }
         guard domains.count <= 30 else { throw fail("domains", "\(domains.count) domains: at most 30 are supported") }
 
+        let datasets = try optionalString(map["datasets"], "datasets")
+
         guard map["adapters"] != nil else { throw fail("adapters", "missing") }
-        let adapters = try submap(map["adapters"], "adapters", allowed: ["method", "dir"])
+        let adapters = try submap(map["adapters"], "adapters", allowed: ["method", "dir", "train"])
         let methodName = try string(adapters["method"], "adapters.method")
         guard let method = AdapterMethod(rawValue: methodName) else {
             throw fail("adapters.method", "unknown method '\(methodName)' (known: \(AdapterMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         let adapterDir = try string(adapters["dir"], "adapters.dir")
+        let trainConfig = try optionalString(adapters["train"], "adapters.train")
 
         var strategy = MixStrategy.average
         var parameters: [String: Double] = [:]
@@ -210,9 +252,10 @@ public struct SweepConfig: Sendable, Equatable {
             }
             if let p = mixing["parameters"], !(p is NSNull) {
                 guard let pm = p as? [String: Any] else { throw fail("mixing.parameters", "expected a mapping of name: number") }
-                for (k, v) in pm { parameters[k] = try double(v, "mixing.parameters.\(k)") }
+                for k in pm.keys.sorted() { parameters[k] = try double(pm[k], "mixing.parameters.\(k)") }
             }
         }
+        try checkMixing(strategy: strategy, parameters: parameters, file: file)
 
         var conditions: [SweepCondition] = [.clean, .fgsm]
         if let c = map["conditions"] {
@@ -228,7 +271,11 @@ public struct SweepConfig: Sendable, Equatable {
             }
         }
 
-        let testCap = try map["test_cap"].map { try int($0, "test_cap", min: 1) }
+        let fgsmEpsilon = try map["fgsm_epsilon"].map { try double($0, "fgsm_epsilon") } ?? 0.01
+        guard fgsmEpsilon >= 0 else { throw fail("fgsm_epsilon", "must be at least 0, got \(fgsmEpsilon)") }
+        let maxLength = try map["max_length"].map { try int($0, "max_length", min: 2) } ?? 128
+
+        let testCap = try map["test_cap"].flatMap { $0 is NSNull ? nil : try int($0, "test_cap", min: 1) }
         var testCaps: [String: Int] = [:]
         if let t = map["test_caps"] {
             guard let tm = t as? [String: Any] else { throw fail("test_caps", "expected a mapping of domain: cap") }
@@ -240,7 +287,18 @@ public struct SweepConfig: Sendable, Equatable {
 
         let batchSize = try map["batch_size"].map { try int($0, "batch_size", min: 1) } ?? 32
         let shardSize = try map["shard_size"].map { try int($0, "shard_size", min: 1) } ?? 16
-        let seed = try map["seed"].map { UInt64(try int($0, "seed", min: 0)) } ?? 42
+        var seed: UInt64 = 42
+        if let s = map["seed"] {
+            // The canonical JSON writes the seed as a string of digits (all of UInt64).
+            if let text = s as? String {
+                guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let v = UInt64(text) else {
+                    throw fail("seed", "expected an integer 0...\(UInt64.max), got '\(text)'")
+                }
+                seed = v
+            } else {
+                seed = UInt64(try int(s, "seed", min: 0))
+            }
+        }
 
         var sizes: [Int]? = nil
         if let s = map["sizes"], !(s is NSNull) {
@@ -262,7 +320,67 @@ public struct SweepConfig: Sendable, Equatable {
 
         return SweepConfig(baseModel: baseModel, domains: domains, adapterMethod: method, adapterDir: adapterDir,
                            strategy: strategy, parameters: parameters, conditions: conditions, testCap: testCap,
-                           testCaps: testCaps, batchSize: batchSize, shardSize: shardSize, seed: seed, sizes: sizes)
+                           testCaps: testCaps, batchSize: batchSize, shardSize: shardSize, seed: seed, sizes: sizes,
+                           fgsmEpsilon: fgsmEpsilon, maxLength: maxLength, datasets: datasets, trainConfig: trainConfig)
+    }
+
+    // MARK: - Mixing
+
+    /// The parameters each strategy takes in a sweep; strategies absent here are refused.
+    public static let mixingParameters: [MixStrategy: [String]] = [
+        .average: [],
+        .sparse: ["prune_layers", "sparsity"],
+        .taskArithmetic: ["lambda"],
+        .ties: ["density", "lambda"],
+        .dare: ["lambda", "p", "seed"],
+        .dareTies: ["lambda", "p", "seed"],
+    ]
+
+    /// Refuses strategies a sweep cannot run and parameters the strategy does not take, or values out of
+    /// range (the first problem, by parameter name).
+    static func checkMixing(strategy: MixStrategy, parameters: [String: Double], file: String) throws {
+        func fail(_ key: String, _ message: String) -> SweepConfigError { SweepConfigError(file: file, key: key, message: message) }
+        guard let known = mixingParameters[strategy] else {
+            let usable = MixStrategy.allCases.filter { mixingParameters[$0] != nil }.map(\.rawValue).joined(separator: ", ")
+            let why = strategy == .weighted ? "needs a weight per member" : "needs l, how many adapters to select"
+            throw fail("mixing.strategy", "'\(strategy.rawValue)' \(why), which a sweep over every subset does not have — weighted and greedy mixing belong to later experiments; a sweep takes \(usable)")
+        }
+        for name in parameters.keys.sorted() {
+            let key = "mixing.parameters.\(name)", v = parameters[name]!
+            guard known.contains(name) else {
+                let names = known.isEmpty ? "none" : known.joined(separator: ", ")
+                throw fail(key, "'\(name)' is not a parameter of strategy \(strategy.rawValue) (known: \(names))")
+            }
+            guard v.isFinite else { throw fail(key, "expected a finite number, got \(v)") }
+            switch name {
+            case "prune_layers", "seed":
+                guard v >= 0, v == v.rounded(), v <= 9_007_199_254_740_992 else { throw fail(key, "expected a whole number ≥ 0, got \(v)") }
+            case "sparsity":
+                guard (0...1).contains(v) else { throw fail(key, "must be in [0, 1], got \(v)") }
+            case "density":
+                guard v > 0, v <= 1 else { throw fail(key, "must be in (0, 1], got \(v)") }
+            case "p":
+                guard v >= 0, v < 1 else { throw fail(key, "must be in [0, 1), got \(v)") }
+            default:
+                break
+            }
+        }
+    }
+
+    /// The options `Mixing.mix` takes for this sweep's strategy and parameters (the library's defaults for
+    /// parameters not given). Throws for a strategy or parameter a sweep does not take.
+    public func mixOptions(threads: Int) throws -> MixOptions {
+        try Self.checkMixing(strategy: strategy, parameters: parameters, file: "<config>")
+        var options = MixOptions(strategy: strategy)
+        options.threads = max(1, threads)
+        if let v = parameters["lambda"] { options.lambda = v }
+        if let v = parameters["density"] { options.density = v }
+        if let v = parameters["p"] { options.dropRate = v }
+        if let v = parameters["seed"] { options.seed = UInt64(v) }
+        if let v = parameters["l"] { options.l = Int(v) }  // greedy: refused in sweeps for now, mapped for later ones
+        if let v = parameters["prune_layers"] { options.pruneLayers = Int(v) }
+        if let v = parameters["sparsity"] { options.sparsity = v }
+        return options
     }
 
     /// Checks every configured domain against the names the dataset catalog knows (built-in and

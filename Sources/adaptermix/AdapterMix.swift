@@ -8,7 +8,8 @@ struct AdapterMix: ParsableCommand {
         commandName: "adaptermix",
         abstract: "When and what to mix: domain adapters on a frozen encoder, on OpenBLAS.",
         version: "0.1.0",
-        subcommands: [Embed.self, DataCommand.self, Train.self, Eval.self, FSDCommand.self, Mix.self, Prune.self, Bench.self]
+        subcommands: [Embed.self, DataCommand.self, Train.self, Eval.self, FSDCommand.self, Mix.self, Prune.self,
+                      SweepCommand.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self, Bench.self]
     )
 
     static func main() {

@@ -22,7 +22,7 @@ private func dispatcherPlan() throws -> SweepPlan {
 /// A successful result for every item of a shard (as a worker would send it).
 private func answer(_ shard: WorkShard, correct: Int = 3) -> ShardResult {
     ShardResult(shard: shard.shard, attempt: shard.attempt, items: shard.items.map {
-        Cluster.ItemResult(key: $0.key, n: 8, correct: correct, bits: Data([0x07]), seconds: 0.5)
+        ItemReport(key: $0.key, n: 8, correct: correct, bits: Data([0x07]), seconds: 0.5)
     })
 }
 
@@ -31,7 +31,7 @@ private final class Harness {
     let clock = FakeClock()
     let dispatcher: Dispatcher
     /// What the caller would write to the journal: key → results recorded (must never exceed 1).
-    var journal: [String: [Cluster.ItemResult]] = [:]
+    var journal: [String: [ItemReport]] = [:]
     var failed: [String: String] = [:]
     var logLines: [String] = []
 
@@ -227,7 +227,7 @@ final class DispatcherTests: XCTestCase {
         let d = h.dispatcher
         let shard = try XCTUnwrap(d.workerReady("w1"))
         var result = answer(shard)
-        result.items[1] = Cluster.ItemResult(key: shard.items[1].key, n: 0, correct: 0, bits: Data(), seconds: 0, error: "nan loss")
+        result.items[1] = ItemReport(key: shard.items[1].key, n: 0, correct: 0, bits: Data(), seconds: 0, error: "nan loss")
         result.items.removeLast()
         let outcome = h.deliver("w1", result)
         guard case .accepted(let rec, _, _, let retried, _, _) = outcome else { return XCTFail("\(outcome)") }
@@ -266,7 +266,7 @@ final class DispatcherTests: XCTestCase {
         XCTAssertEqual(h.logLines.count, 5, "\(h.logLines)")
         // Keys outside the shard are dropped, the rest recorded.
         var extra = answer(shard)
-        extra.items.append(Cluster.ItemResult(key: "not-a-key", n: 8, correct: 1, bits: Data([1]), seconds: 0))
+        extra.items.append(ItemReport(key: "not-a-key", n: 8, correct: 1, bits: Data([1]), seconds: 0))
         guard case .accepted(let rec, _, let unknown, _, _, _) = h.deliver("w1", extra) else { return XCTFail() }
         XCTAssertEqual(rec.count, shard.items.count)
         XCTAssertEqual(unknown, ["not-a-key"])

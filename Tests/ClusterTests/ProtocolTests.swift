@@ -24,18 +24,20 @@ private func policy(_ plan: SweepPlan, sweepId: String = "sweep-1") throws -> Pe
 private func samplePayloads(_ plan: SweepPlan) throws -> [Payload] {
     let shard = try XCTUnwrap(plan.shards().first)
     let results = shard.items.enumerated().map { i, item in
-        ItemResult(key: item.key, n: 10 + i, correct: 7, bits: Data(repeating: 0xA5, count: (10 + i + 7) / 8), seconds: 0.25)
+        ItemReport(key: item.key, n: 10 + i, correct: 7, bits: Data(repeating: 0xA5, count: (10 + i + 7) / 8), seconds: 0.25,
+                   meanFSD: i == 0 ? nil : 0.25 + Double(i) / 64, weightsChangingDirection: i == 0 ? nil : 0.125)
     }
     return [
         .hello(Hello(worker: "node1:1234", pid: 1234, threads: 2)),
         .ready(Ready(credit: 2)),
         .work(WorkShard(shard, attempt: 1)),
         .result(ShardResult(shard: shard.index, attempt: 1, items: results + [
-            ItemResult(key: "failed-item", n: 0, correct: 0, bits: Data(), seconds: 0, error: "out of memory"),
-        ])),
+            ItemReport(key: "failed-item", n: 0, correct: 0, bits: Data(), seconds: 0, error: "out of memory"),
+        ], timing: ShardTiming(setup: 1.5, merge: 0.25, evaluate: 2.75))),
         .heartbeat(sequence: 0x0102_0304_0506_0708),
         .refuse(Refusal(code: .planHash, reason: "plan hash differs")),
-        .bye(Bye(reason: "sweep finished")),
+        .bye(Bye(reason: "sweep finished", finished: true)),
+        .welcome(Welcome(config: plan.config.canonicalJSON(), artifacts: plan.artifacts, heartbeatInterval: 0.5, liveness: 4)),
     ]
 }
 
@@ -207,7 +209,7 @@ final class ProtocolTests: XCTestCase {
         f[4] = Data([1, 0, 0, 0, 2]) + Data("{}".utf8)
         expect(f, .badPayload(kind: .ready, reason: "invalid JSON for Ready"))
         // Semantic checks on results.
-        let bad = ShardResult(shard: 0, attempt: 1, items: [ItemResult(key: "k", n: 4, correct: 5, bits: Data([0]), seconds: 1)])
+        let bad = ShardResult(shard: 0, attempt: 1, items: [ItemReport(key: "k", n: 4, correct: 5, bits: Data([0]), seconds: 1)])
         XCTAssertThrowsError(try WireMessage.decode(p.message(.result(bad)).encode())) { error in
             guard case .badPayload(kind: .result, _)? = error as? WireError else { return XCTFail("\(error)") }
         }
@@ -396,5 +398,39 @@ final class ProtocolTests: XCTestCase {
         XCTAssertEqual(w.items, shard.items)
         XCTAssertEqual(state.accepted.last?.payload, .hello(Hello(worker: "after-fuzz", pid: 9, threads: 1)))
         XCTAssertNil(state.failure)
+    }
+}
+
+final class JoiningTests: XCTestCase {
+    /// A worker that does not know the sweep says hello with sweep id `*` and an all-zero plan hash;
+    /// one pinned to a plan says `*` with that hash. Everything else must carry both exactly.
+    func testHelloMayJoinAnySweepOrAPinnedPlanOnly() throws {
+        let plan = try samplePlan()
+        let p = try policy(plan)
+        let hello = Payload.hello(Hello(worker: "w", pid: 1, threads: 1))
+        XCTAssertNil(p.check(WireMessage(sweepId: WireProtocol.anySweep, planHash: .unknown, payload: hello)))
+        XCTAssertNil(p.check(WireMessage(sweepId: WireProtocol.anySweep, planHash: p.planHash, payload: hello)))
+        let other = PlanHash(bytes: Data(repeating: 0xAB, count: 32))!
+        XCTAssertEqual(p.check(WireMessage(sweepId: WireProtocol.anySweep, planHash: other, payload: hello))?.code, .planHash)
+        // Only hello may join: a heartbeat or a result from an unknown sweep is refused.
+        XCTAssertEqual(p.check(WireMessage(sweepId: WireProtocol.anySweep, planHash: .unknown, payload: .heartbeat(sequence: 1)))?.code, .planHash)
+        XCTAssertEqual(p.check(WireMessage(sweepId: WireProtocol.anySweep, planHash: p.planHash, payload: .ready(Ready())))?.code, .sweepId)
+        XCTAssertTrue(PlanHash.unknown.isUnknown)
+        XCTAssertFalse(p.planHash.isUnknown)
+    }
+
+    /// An evaluator's outcome on the wire: bits packed LSB-first, FSD figures kept; an error carries no bits.
+    func testItemReportFromOutcome() {
+        let ok = ItemReport(ItemOutcome(key: "k", correctness: [true, false, true, true, false, false, false, false, true],
+                                        meanFSD: 0.5, weightsChangingDirection: 0.25, seconds: 1.5))
+        XCTAssertEqual(ok.n, 9)
+        XCTAssertEqual(ok.correct, 4)
+        XCTAssertEqual(ok.bits, Data([0b0000_1101, 0b0000_0001]))
+        XCTAssertEqual(ok.meanFSD, 0.5)
+        XCTAssertEqual(ok.weightsChangingDirection, 0.25)
+        let bad = ItemReport(ItemOutcome.failed("k", "no such adapter"))
+        XCTAssertEqual(bad.n, 0)
+        XCTAssertEqual(bad.bits, Data())
+        XCTAssertEqual(bad.error, "no such adapter")
     }
 }

@@ -1,14 +1,18 @@
+import Adapters
+import Datasets
 import Foundation
 @testable import Sweep
 import XCTest
 
 func fakeArtifacts(_ domains: [String], method: String = "pfeiffer") -> ArtifactHashes {
     var adapters: [String: [String: String]] = [:]
+    var tests: [String: String] = [:]
     for d in domains {
         adapters[d] = ["adapter_config.json": sha256Hex(Data("config \(d)".utf8)),
                        "adapter.safetensors": sha256Hex(Data("weights \(d) \(method)".utf8))]
+        tests[d] = sha256Hex(Data("test split \(d)".utf8))
     }
-    return ArtifactHashes(baseModel: sha256Hex(Data("base".utf8)), adapters: adapters)
+    return ArtifactHashes(baseModel: sha256Hex(Data("base".utf8)), adapters: adapters, testSplits: tests)
 }
 
 func makePlan(_ domains: [String], sizes: [Int]? = nil, conditions: [SweepCondition] = [.clean, .fgsm],
@@ -89,11 +93,73 @@ final class PlanTests: XCTestCase {
         c = base; c.conditions = [.clean]; changed.append(c)
         c = base; c.adapterMethod = .lora; changed.append(c)
         c = base; c.baseModel = "other"; changed.append(c)
+        c = base; c.fgsmEpsilon = 0.02; changed.append(c)
+        c = base; c.maxLength = 64; changed.append(c)
+        c = base; c.datasets = "my-domains.yaml"; changed.append(c)
+        c = base; c.trainConfig = "configs/train-report.yaml"; changed.append(c)
         for cfg in changed { XCTAssertNotEqual(try SweepPlan(config: cfg, artifacts: arts).hash, h, "\(cfg)") }
         var a2 = arts; a2.baseModel = sha256Hex(Data("other base".utf8))
         XCTAssertNotEqual(try SweepPlan(config: base, artifacts: a2).hash, h)
         var a3 = arts; a3.adapters["b"]!["adapter.safetensors"] = sha256Hex(Data("retrained".utf8))
         XCTAssertNotEqual(try SweepPlan(config: base, artifacts: a3).hash, h)
+        var a4 = arts; a4.testSplits["c"] = sha256Hex(Data("another split".utf8))
+        XCTAssertNotEqual(try SweepPlan(config: base, artifacts: a4).hash, h)
+        var a5 = arts; a5.evaluator = "noop"
+        XCTAssertNotEqual(try SweepPlan(config: base, artifacts: a5).hash, h)
+    }
+
+    func testArtifactsCanonicalTextAndJSON() throws {
+        let arts = ArtifactHashes(baseModel: "b0", adapters: ["y": ["w": "h2", "c": "h1"], "x": ["w": "h3"]],
+                                  testSplits: ["y": "t2", "x": "t1"])
+        XCTAssertEqual(arts.evaluator, "mixture")
+        XCTAssertEqual(arts.canonical, """
+            base_model/model.safetensors b0
+            adapter/x/w h3
+            adapter/y/c h1
+            adapter/y/w h2
+            evaluator mixture
+            test/x t1
+            test/y t2
+            """)
+        let data = try JSONEncoder().encode(arts)
+        XCTAssertEqual(try JSONDecoder().decode(ArtifactHashes.self, from: data), arts)
+        // JSON from before the evaluator and test splits were recorded still decodes.
+        let old = try JSONDecoder().decode(ArtifactHashes.self, from: Data(#"{"baseModel": "b0", "adapters": {"x": {"w": "h3"}}}"#.utf8))
+        XCTAssertEqual(old, ArtifactHashes(baseModel: "b0", adapters: ["x": ["w": "h3"]]))
+
+        let noop = ArtifactHashes.noop(domains: ["b", "a"])
+        XCTAssertEqual(noop.evaluator, "noop")
+        XCTAssertEqual(noop.baseModel, "none")
+        XCTAssertEqual(noop.testSplits, [:])
+        XCTAssertTrue(noop.adapters.values.allSatisfy(\.isEmpty))
+        XCTAssertEqual(noop.canonical, "base_model/model.safetensors none\nevaluator noop")
+        XCTAssertEqual(noop, ArtifactHashes.noop(domains: ["a", "b"]))
+    }
+
+    func testTestSplitHashIsUnambiguous() {
+        let a = Example(id: "1", text: "good film", label: "pos")
+        let b = Example(id: "2", text: "dull\tfilm\n\"x\"", textPair: "", label: "neg")
+        let h = ArtifactHashes.testSplitHash([a, b], labels: ["neg", "pos"])
+        XCTAssertEqual(h.count, 64)
+        XCTAssertEqual(h, ArtifactHashes.testSplitHash([a, b], labels: ["neg", "pos"]))
+        var variants: [String] = []
+        variants.append(ArtifactHashes.testSplitHash([b, a], labels: ["neg", "pos"]))         // order
+        variants.append(ArtifactHashes.testSplitHash([a, b], labels: ["neg", "pos", "x"]))    // labels
+        variants.append(ArtifactHashes.testSplitHash([a], labels: ["neg", "pos"]))            // an example fewer
+        var b2 = b; b2.textPair = nil                                                           // absent ≠ empty
+        variants.append(ArtifactHashes.testSplitHash([a, b2], labels: ["neg", "pos"]))
+        var a2 = a; a2.textPair = "good film"
+        variants.append(ArtifactHashes.testSplitHash([a2, b], labels: ["neg", "pos"]))
+        var a3 = a; a3.label = "neg"
+        variants.append(ArtifactHashes.testSplitHash([a3, b], labels: ["neg", "pos"]))
+        var a4 = a; a4.id = "1 "
+        variants.append(ArtifactHashes.testSplitHash([a4, b], labels: ["neg", "pos"]))
+        // Fields cannot run into each other: a tab moved from one field to the next changes the hash.
+        let c1 = Example(id: "1\t", text: "x", label: "pos"), c2 = Example(id: "1", text: "\tx", label: "pos")
+        variants.append(ArtifactHashes.testSplitHash([c1], labels: ["pos"]))
+        variants.append(ArtifactHashes.testSplitHash([c2], labels: ["pos"]))
+        XCTAssertEqual(Set(variants + [h]).count, variants.count + 1)
+        XCTAssertEqual(ArtifactHashes.jsonQuoted("a\"b\\c\n\u{1}é"), #""a\"b\\c\n\u0001é""#)
     }
 
     func testShardsGroupOneTargetDeterministically() throws {
@@ -120,12 +186,34 @@ final class PlanTests: XCTestCase {
             try fm.createDirectory(at: f, withIntermediateDirectories: true)
             try Data("adapter \(d)".utf8).write(to: f.appendingPathComponent("adapter.safetensors"))
         }
-        let config = SweepConfig(baseModel: dir.appendingPathComponent("model").path, domains: ["y", "x"],
-                                 adapterDir: dir.appendingPathComponent("adapters").path)
+        // Two user-declared domains of 30 reviews each.
+        for d in ["x", "y"] {
+            let rows = (0..<30).map { "\"\(d) review \($0)\",\($0 % 3 == 0 ? "neg" : "pos")" }
+            try ("review,stars\n" + rows.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("\(d).csv"), atomically: true, encoding: .utf8)
+        }
+        let catalogFile = dir.appendingPathComponent("domains.yaml")
+        try """
+            domains:
+              - {name: x, format: csv, train: x.csv, text: review, label: stars}
+              - {name: y, format: csv, train: y.csv, text: review, label: stars}
+            """.write(to: catalogFile, atomically: true, encoding: .utf8)
+        let catalog = try DomainCatalog(assets: dir, userFile: catalogFile)
+        var config = SweepConfig(baseModel: dir.appendingPathComponent("model").path, domains: ["y", "x"],
+                                 adapterDir: dir.appendingPathComponent("adapters").path, testCaps: ["y": 2], seed: 5)
         try config.checkArtifactsExist()
-        let arts = try ArtifactHashes.compute(for: config)
+        let arts = try ArtifactHashes.compute(for: config, catalog: catalog)
         XCTAssertEqual(arts.baseModel, sha256Hex(Data("weights".utf8)))
         XCTAssertEqual(arts.adapters["x"], ["adapter.safetensors": sha256Hex(Data("adapter x".utf8))])
+        XCTAssertEqual(arts.evaluator, "mixture")
+        for d in ["x", "y"] {
+            let split = try catalog.load(d, options: SplitOptions(seed: 5, maxTest: config.testCap(for: d)))
+            XCTAssertEqual(split.test.count, d == "y" ? 2 : 3)
+            XCTAssertEqual(arts.testSplits[d], ArtifactHashes.testSplitHash(split.test, labels: split.labels))
+        }
+        XCTAssertNotEqual(arts.testSplits["x"], arts.testSplits["y"])
+        config.seed = 6
+        XCTAssertNotEqual(try ArtifactHashes.compute(for: config, catalog: catalog).testSplits["x"], arts.testSplits["x"],
+                          "another seed draws another test split")
         var missing = config; missing.domains.append("z")
         XCTAssertThrowsError(try missing.checkArtifactsExist(configFile: "c.yaml")) { e in
             XCTAssertEqual((e as? SweepConfigError)?.key, "adapters.dir")
@@ -223,6 +311,101 @@ final class ConfigTests: XCTestCase {
         XCTAssertThrowsError(try SweepConfig.load(path: "/nonexistent/sweep.yaml")) { e in
             XCTAssertEqual((e as? SweepConfigError)?.file, "/nonexistent/sweep.yaml")
         }
+        assertError(head + "domains: [a, b]\nfgsm_epsilon: -0.1\n", key: "fgsm_epsilon", contains: "at least 0")
+        assertError(head + "domains: [a, b]\nfgsm_epsilon: .nan\n", key: "fgsm_epsilon", contains: "finite")
+        assertError(head + "domains: [a, b]\nmax_length: 1\n", key: "max_length", contains: "at least 2")
+        assertError(head + "domains: [a, b]\nseed: \"-3\"\n", key: "seed", contains: "integer")
+        assertError(head + "domains: [a, b]\ndatasets: 3\n", key: "datasets", contains: "string")
+        assertError("base_model: m\ndomains: [a]\nadapters: {method: pfeiffer, dir: ad, train: [x]}\n", key: "adapters.train", contains: "string")
+    }
+
+    func testNewKeysAndDefaults() throws {
+        let c = try SweepConfig.parse(yaml: """
+            base_model: m
+            domains: [a, b]
+            datasets: my-domains.yaml
+            adapters: {method: pfeiffer, dir: ad, train: configs/train-report.yaml}
+            fgsm_epsilon: 0.05
+            max_length: 64
+            """)
+        XCTAssertEqual(c.fgsmEpsilon, 0.05)
+        XCTAssertEqual(c.maxLength, 64)
+        XCTAssertEqual(c.datasets, "my-domains.yaml")
+        XCTAssertEqual(c.trainConfig, "configs/train-report.yaml")
+        let d = try SweepConfig.parse(yaml: "base_model: m\ndomains: [a]\nadapters: {method: pfeiffer, dir: ad, train: null}\ndatasets: null\ntest_cap: null\n")
+        XCTAssertEqual(d.fgsmEpsilon, 0.01)
+        XCTAssertEqual(d.maxLength, 128)
+        XCTAssertNil(d.datasets)
+        XCTAssertNil(d.trainConfig)
+        XCTAssertNil(d.testCap)
+        XCTAssertEqual(d, SweepConfig(baseModel: "m", domains: ["a"], adapterDir: "ad"))
+    }
+
+    /// Workers rebuild the config from the canonical JSON: it parses back to the same config.
+    func testCanonicalJSONRoundTrips() throws {
+        var configs = [
+            SweepConfig(baseModel: "models/base", domains: ["a"]),
+            SweepConfig(baseModel: "/abs/path with space/m", domains: ["bbc-news", "sms_spam", "x.y"], adapterMethod: .lora,
+                        adapterDir: "out/ad\"apters", strategy: .ties, parameters: ["density": 0.1 + 0.2, "lambda": 1e-7],
+                        conditions: [.fgsm], testCap: 300, testCaps: ["sms_spam": 7], batchSize: 5, shardSize: 9,
+                        seed: UInt64.max, sizes: [1, 3], fgsmEpsilon: 0.1 + 0.2, maxLength: 2, datasets: "d/é.yaml",
+                        trainConfig: "configs/train-report.yaml"),
+            SweepConfig(baseModel: "m", domains: ["a", "b"], strategy: .dareTies, parameters: ["p": 0.3, "seed": 12, "lambda": 2],
+                        seed: 0, fgsmEpsilon: 0),
+            SweepConfig(baseModel: "m", domains: ["a", "b", "c"], strategy: .sparse, parameters: ["prune_layers": 2, "sparsity": 0.75],
+                        testCap: nil, sizes: [2]),
+            try SweepConfig.parse(yaml: good),
+        ]
+        configs.append(try SweepConfig.load(path: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../configs/demo-sweep.yaml").path))
+        for c in configs {
+            let json = c.canonicalJSON()
+            var sorted = c
+            sorted.domains.sort()
+            sorted.conditions.sort()
+            XCTAssertEqual(try SweepConfig.parse(yaml: json, file: "canonical"), sorted, json)
+            XCTAssertEqual(try SweepConfig.parse(yaml: json).canonicalJSON(), json)
+        }
+    }
+
+    func testMixingParametersPerStrategy() throws {
+        let head = "base_model: m\nadapters: {method: pfeiffer, dir: ad}\ndomains: [a, b]\n"
+        assertError(head + "mixing: {strategy: average, parameters: {lambda: 1}}\n", key: "mixing.parameters.lambda",
+                    contains: "not a parameter of strategy average (known: none)")
+        assertError(head + "mixing: {strategy: ties, parameters: {p: 0.5}}\n", key: "mixing.parameters.p",
+                    contains: "(known: density, lambda)")
+        assertError(head + "mixing: {strategy: dare, parameters: {density: 0.5}}\n", key: "mixing.parameters.density",
+                    contains: "(known: lambda, p, seed)")
+        assertError(head + "mixing: {strategy: sparse, parameters: {prune_layers: 1.5}}\n", key: "mixing.parameters.prune_layers",
+                    contains: "whole number")
+        assertError(head + "mixing: {strategy: dare, parameters: {p: 1}}\n", key: "mixing.parameters.p", contains: "[0, 1)")
+        assertError(head + "mixing: {strategy: ties, parameters: {density: 0}}\n", key: "mixing.parameters.density", contains: "(0, 1]")
+        assertError(head + "mixing: {strategy: sparse, parameters: {sparsity: 2}}\n", key: "mixing.parameters.sparsity", contains: "[0, 1]")
+        assertError(head + "mixing: {strategy: task-arithmetic, parameters: {lambda: .inf}}\n", key: "mixing.parameters.lambda", contains: "finite")
+        assertError(head + "mixing: {strategy: weighted}\n", key: "mixing.strategy", contains: "weight per member")
+        for greedy in ["greedy-min", "greedy-target", "greedy-max"] {
+            assertError(head + "mixing: {strategy: \(greedy), parameters: {l: 2}}\n", key: "mixing.strategy", contains: "later experiments")
+        }
+
+        let dare = try SweepConfig.parse(yaml: head + "mixing: {strategy: dare-ties, parameters: {p: 0.3, seed: 9, lambda: 0.5}}\n")
+        let o = try dare.mixOptions(threads: 3)
+        XCTAssertEqual(o.strategy, .dareTies)
+        XCTAssertEqual(o.dropRate, 0.3)
+        XCTAssertEqual(o.seed, 9)
+        XCTAssertEqual(o.lambda, 0.5)
+        XCTAssertEqual(o.threads, 3)
+        XCTAssertNil(o.weights)
+        let ties = try SweepConfig.parse(yaml: head + "mixing: {strategy: ties, parameters: {density: 0.4}}\n").mixOptions(threads: 1)
+        XCTAssertEqual(ties.density, 0.4)
+        XCTAssertEqual(ties.lambda, 1, "the library's default when not given")
+        let sparse = try SweepConfig.parse(yaml: head + "mixing: {strategy: sparse, parameters: {prune_layers: 2, sparsity: 0.5}}\n")
+            .mixOptions(threads: 1)
+        XCTAssertEqual(sparse.pruneLayers, 2)
+        XCTAssertEqual(sparse.sparsity, 0.5)
+        XCTAssertEqual(try SweepConfig(baseModel: "m", domains: ["a"]).mixOptions(threads: 0).threads, 1)
+        // A config built in code is checked when the options are made.
+        XCTAssertThrowsError(try SweepConfig(baseModel: "m", domains: ["a"], strategy: .greedyMin, parameters: ["l": 1]).mixOptions(threads: 1))
+        XCTAssertThrowsError(try SweepConfig(baseModel: "m", domains: ["a"], parameters: ["lambda": 1]).mixOptions(threads: 1))
     }
 }
 

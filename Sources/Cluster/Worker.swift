@@ -1,0 +1,379 @@
+import Foundation
+import Synchronization
+import Sweep
+
+// A worker process: a DEALER socket on the calling thread (hello, ready, results, heartbeats,
+// reconnects) and one evaluation thread that owns the evaluator. The socket thread never blocks on
+// evaluation, so heartbeats keep flowing while a shard runs for minutes.
+
+/// Tunables of a worker.
+public struct WorkerSettings: Sendable {
+    /// Shown in the coordinator's log (default host:pid).
+    public var name: String
+    /// Threads the evaluator uses (reported in hello).
+    public var threads: Int
+    /// Shards asked for beyond the one being evaluated, so the next one is already here when a
+    /// shard ends (hides the round trip; 0 = strictly one at a time).
+    public var prefetch: Int = 1
+    /// When set, hello names this plan (and sweep id) and a coordinator running another sweep
+    /// refuses the worker; otherwise the worker joins whatever sweep the coordinator runs.
+    public var planHash: PlanHash?
+    public var sweepId: String?
+    /// Reconnect back-off: starts here and doubles up to `maxBackoff` seconds.
+    public var initialBackoff: Double = 1
+    public var maxBackoff: Double = 30
+    /// Give up when no coordinator has answered for this long (seconds).
+    public var giveUpAfter: Double = 600
+    /// Testing aid: sleep this long after each shard (makes kill tests hit mid-sweep). Not counted as work.
+    public var delayPerShard: Double = 0
+    /// Heartbeat settings used until the coordinator's welcome gives its own.
+    public var heartbeatInterval: Double = Dispatcher.heartbeatInterval
+    public var liveness: Int = Dispatcher.liveness
+
+    public init(name: String, threads: Int) {
+        self.name = name
+        self.threads = max(1, threads)
+    }
+}
+
+/// How a worker's run ended.
+public enum WorkerExit: Equatable, Sendable {
+    /// The coordinator said the sweep is complete.
+    case finished(String)
+    /// The coordinator is stopping with work left, or this worker was asked to stop.
+    case stopped(String)
+    /// The coordinator refused this worker (another plan, another protocol version…).
+    case refused(Refusal)
+    /// No coordinator answered for `giveUpAfter` seconds.
+    case gaveUp(String)
+    /// The worker cannot evaluate this sweep (e.g. its files differ from the coordinator's).
+    case failed(String)
+}
+
+/// Builds the evaluator for a sweep from the coordinator's welcome (on the evaluation thread).
+public typealias EvaluatorFactory = @Sendable (Welcome) throws -> ShardEvaluator
+
+public final class Worker: Sendable {
+    public let endpoint: String
+    public let settings: WorkerSettings
+    private let factory: EvaluatorFactory
+    private let logger: @Sendable (String) -> Void
+    private let stopRequested = Atomic<Bool>(false)
+
+    public init(endpoint: String, settings: WorkerSettings, log: @escaping @Sendable (String) -> Void,
+                evaluator: @escaping EvaluatorFactory) {
+        self.endpoint = endpoint
+        self.settings = settings
+        self.factory = evaluator
+        self.logger = log
+    }
+
+    /// Asks `run` to say bye and return (safe from any thread).
+    public func requestStop() { stopRequested.store(true, ordering: .relaxed) }
+
+    /// Connects and works until the sweep ends, the coordinator refuses us, or we give up.
+    public func run() throws -> WorkerExit {
+        let box = EvaluationBox()
+        let factory = self.factory
+        let delay = settings.delayPerShard
+        let thread = Thread { box.serve(factory: factory, delay: delay) }
+        thread.name = "adaptermix-evaluator"
+        thread.start()
+        defer { box.shutdown() }
+        var session = try Session(worker: self, box: box)
+        return try session.run()
+    }
+
+    fileprivate func log(_ line: String) { logger(line) }
+    fileprivate var isStopRequested: Bool { stopRequested.load(ordering: .relaxed) }
+}
+
+/// The hand-over between the socket thread and the evaluation thread.
+private final class EvaluationBox: @unchecked Sendable {  // every field is guarded by `condition`
+    enum SetupState { case none, requested(Welcome), ready, failed(String) }
+
+    private let condition = NSCondition()
+    /// A pipe the evaluation thread writes a byte to whenever the socket thread has news (a result,
+    /// the end of set-up), so the socket thread wakes at once instead of at its next poll timeout.
+    let wakeRead: Int32
+    private let wakeWrite: Int32
+    private var setup: SetupState = .none
+    private var inbox: [WorkShard] = []
+    private var outbox: [ShardResult] = []
+    private var busy = false
+    private var closed = false
+
+    init() {
+        var fds: [Int32] = [-1, -1]
+        if pipe(&fds) == 0 {
+            _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
+        }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+    }
+
+    deinit {
+        if wakeRead >= 0 { close(wakeRead) }
+        if wakeWrite >= 0 { close(wakeWrite) }
+    }
+
+    private func wake() {
+        var byte: UInt8 = 1
+        if wakeWrite >= 0 { _ = write(wakeWrite, &byte, 1) }
+    }
+
+    /// Empties the wake-up pipe (socket thread).
+    func drainWakeups() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while wakeRead >= 0, read(wakeRead, &buffer, buffer.count) > 0 {}
+    }
+
+    func requestSetup(_ welcome: Welcome) {
+        condition.lock(); defer { condition.unlock() }
+        if case .none = setup { setup = .requested(welcome); condition.broadcast() }
+    }
+
+    var setupState: SetupState {
+        condition.lock(); defer { condition.unlock() }
+        return setup
+    }
+
+    func push(_ shard: WorkShard) {
+        condition.lock(); defer { condition.unlock() }
+        inbox.append(shard)
+        condition.broadcast()
+    }
+
+    /// Shards queued or being evaluated.
+    var held: Int {
+        condition.lock(); defer { condition.unlock() }
+        return inbox.count + (busy ? 1 : 0)
+    }
+
+    func takeResults() -> [ShardResult] {
+        condition.lock(); defer { condition.unlock() }
+        let out = outbox
+        outbox.removeAll()
+        return out
+    }
+
+    func shutdown() {
+        condition.lock(); defer { condition.unlock() }
+        closed = true
+        condition.broadcast()
+    }
+
+    /// The evaluation thread's loop.
+    func serve(factory: EvaluatorFactory, delay: Double) {
+        var evaluator: ShardEvaluator?
+        while true {
+            condition.lock()
+            while !closed, inbox.isEmpty, !({ if case .requested = setup { return true } else { return false } }()) {
+                condition.wait()
+            }
+            if closed { condition.unlock(); return }
+            if case .requested(let welcome) = setup {
+                condition.unlock()
+                let state: SetupState
+                do {
+                    evaluator = try factory(welcome)
+                    state = .ready
+                } catch {
+                    state = .failed("\(error)")
+                }
+                condition.lock()
+                setup = state
+                condition.unlock()
+                wake()
+                continue
+            }
+            let shard = inbox.removeFirst()
+            busy = true
+            condition.unlock()
+
+            let result: ShardResult
+            if let evaluator {
+                let (outcomes, timing) = evaluator.evaluate(target: shard.target, items: shard.items)
+                result = ShardResult(shard: shard.shard, attempt: shard.attempt, items: outcomes.map(ItemReport.init), timing: timing)
+            } else {
+                result = ShardResult(shard: shard.shard, attempt: shard.attempt,
+                                     items: shard.items.map { ItemReport(key: $0.key, n: 0, correct: 0, bits: Data(), seconds: 0,
+                                                                         error: "worker has no evaluator yet") })
+            }
+            if delay > 0 { Thread.sleep(forTimeInterval: delay) }
+            condition.lock()
+            busy = false
+            outbox.append(result)
+            condition.unlock()
+            wake()
+        }
+    }
+}
+
+/// The socket side of a worker run.
+private struct Session {
+    let worker: Worker
+    let box: EvaluationBox
+    let identity: Data
+    let context: ZMQContext
+    var socket: ZMQSocket?
+
+    var sweepId: String?
+    var planHash: PlanHash?
+    var interval: Double
+    var liveness: Int
+    var welcomed = false
+    /// Credits sent and not yet answered with work (reset by every welcome).
+    var asked = 0
+    /// Last message from the coordinator (reset on reconnect, for the liveness check).
+    var lastHeard: Double
+    /// Last message from the coordinator (not reset: for giving up).
+    var lastContact: Double
+    var lastSent = 0.0
+    var heartbeatSeq: UInt64 = 0
+    var backoff: Double
+    var setupReported = false
+
+    init(worker: Worker, box: EvaluationBox) throws {
+        self.worker = worker
+        self.box = box
+        var random = SystemRandomNumberGenerator()
+        let suffix = String(random.next() & 0xFFFF_FFFF, radix: 16)
+        let name = worker.settings.name.unicodeScalars.map { $0.isASCII && $0.value > 0x20 && $0.value < 0x7F ? Character($0) : "_" }
+        identity = Data((String(name.prefix(200)) + "#" + suffix).utf8)
+        context = try ZMQContext()
+        sweepId = worker.settings.sweepId
+        planHash = worker.settings.planHash
+        interval = worker.settings.heartbeatInterval
+        liveness = worker.settings.liveness
+        lastHeard = monotonicSeconds()
+        lastContact = lastHeard
+        backoff = worker.settings.initialBackoff
+    }
+
+    mutating func connect() throws {
+        socket?.close()
+        let s = try ZMQSocket(context, .dealer)
+        try s.setOption(ZMQ_ROUTING_ID_OPTION, identity)
+        try s.setMaxMessageSize(WireProtocol.maxMessageSize)
+        try s.connect(worker.endpoint)
+        socket = s
+        welcomed = false
+        asked = 0
+        let hello = Hello(worker: worker.settings.name, pid: Int(getpid()), threads: worker.settings.threads)
+        send(.hello(hello))
+    }
+
+    mutating func run() throws -> WorkerExit {
+        try connect()
+        while true {
+            if worker.isStopRequested {
+                send(.bye(Bye(reason: "worker stopping")))
+                return .stopped("asked to stop")
+            }
+            if let socket, box.wakeRead >= 0 {
+                let ready = try socket.waitReadable(orFileDescriptor: box.wakeRead, timeout: 0.05)
+                if ready.fd { box.drainWakeups() }
+            }
+            while let frames = try socket?.receive(timeout: 0) {
+                if let exit = handle(frames) { return exit }
+            }
+            let now = monotonicSeconds()
+            // Evaluator set-up outcome.
+            if !setupReported, case .failed(let why) = box.setupState {
+                setupReported = true
+                send(.refuse(Refusal(code: .other, reason: "worker \(worker.settings.name) cannot evaluate this sweep: \(why)")))
+                return .failed(why)
+            }
+            // Results, then more work.
+            for result in box.takeResults() { send(.result(result)) }
+            if welcomed, case .ready = box.setupState {
+                let free = 1 + worker.settings.prefetch - box.held - asked
+                if free > 0 {
+                    send(.ready(Ready(credit: free)))
+                    asked += free
+                }
+            }
+            if welcomed, now - lastSent >= interval {
+                heartbeatSeq += 1
+                send(.heartbeat(sequence: heartbeatSeq))
+            }
+            // Liveness: the coordinator has gone quiet.
+            if now - lastHeard > interval * Double(liveness) {
+                if now - lastContact > worker.settings.giveUpAfter {
+                    return .gaveUp("no answer from the coordinator at \(worker.endpoint) for \(Int(worker.settings.giveUpAfter)) s")
+                }
+                worker.log("coordinator at \(worker.endpoint) silent for \(String(format: "%.1f", now - lastHeard)) s; reconnecting in \(String(format: "%.0f", backoff)) s")
+                let until = monotonicSeconds() + backoff
+                while monotonicSeconds() < until && !worker.isStopRequested { Thread.sleep(forTimeInterval: 0.05) }
+                backoff = min(backoff * 2, worker.settings.maxBackoff)
+                try connect()
+                // Count the silence from the reconnect, so the next check waits a full liveness period.
+                lastHeard = monotonicSeconds()
+            }
+        }
+    }
+
+    /// Handles one message; returns how the run ends, if it does.
+    mutating func handle(_ frames: [Data]) -> WorkerExit? {
+        let message: WireMessage
+        do {
+            message = try WireMessage.decode(frames)
+        } catch let e as WireError {
+            worker.log("ignored a malformed message from the coordinator: \(e)")
+            return nil
+        } catch {
+            return nil
+        }
+        lastHeard = monotonicSeconds()
+        lastContact = lastHeard
+        backoff = worker.settings.initialBackoff
+        switch message.payload {
+        case .refuse(let refusal):
+            worker.log("refused by the coordinator (\(refusal.code.rawValue)): \(refusal.reason)")
+            return .refused(refusal)
+        case .welcome(let welcome):
+            if let planHash, planHash != message.planHash {
+                let why = "the coordinator at \(worker.endpoint) now runs plan \(message.planHash.hex), not \(planHash.hex)"
+                worker.log(why)
+                return .failed(why)
+            }
+            let first = !welcomed && self.planHash == nil
+            sweepId = message.sweepId
+            planHash = message.planHash
+            interval = welcome.heartbeatInterval
+            liveness = welcome.liveness
+            welcomed = true
+            asked = 0
+            if first || { if case .none = box.setupState { return true } else { return false } }() {
+                worker.log("joined sweep \(message.sweepId) (plan \(message.planHash.hex.prefix(16)))")
+            }
+            box.requestSetup(welcome)
+        case .work(let shard):
+            asked = max(0, asked - 1)
+            box.push(shard)
+        case .heartbeat:
+            break
+        case .bye(let bye):
+            worker.log("coordinator says bye: \(bye.reason)")
+            return bye.finished == false ? .stopped(bye.reason) : .finished(bye.reason)
+        case .hello, .ready, .result:
+            worker.log("ignored a \(message.kind) message: only workers send those")
+        }
+        return nil
+    }
+
+    mutating func send(_ payload: Payload) {
+        guard let socket else { return }
+        let message = WireMessage(sweepId: sweepId ?? WireProtocol.anySweep, planHash: planHash ?? .unknown, payload: payload)
+        do {
+            if try socket.send(message.encode(), timeout: 0) { lastSent = monotonicSeconds() }
+        } catch {
+            worker.log("send failed: \(error)")
+        }
+    }
+}
+
+/// `ZMQ_ROUTING_ID` (libzmq ≥ 4.2 name of `ZMQ_IDENTITY`).
+let ZMQ_ROUTING_ID_OPTION: Int32 = 5

@@ -1,0 +1,259 @@
+import Adapters
+import Datasets
+import Dispatch
+import Encoder
+import Foundation
+
+/// A refusal of an evaluator, in one sentence that names the file or domain, what differs and what to do.
+public struct EvaluatorError: Error, CustomStringConvertible, Equatable, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The sweep's real evaluator: each work item's mixture, merged from the domains' adapters with the
+/// target's head, evaluated on the target's test split, clean or under FGSM.
+///
+/// At start it checks this worker's copies against the coordinator's plan (`ArtifactHashes`): the base
+/// model's weights and every adapter file. Per target it loads the test split once (the config's seed
+/// and that domain's cap), checks its hash against the plan and tokenises it; per mixture it merges once
+/// for all the conditions that follow it in the shard. Batches are fixed (`AdaptedRunner(fixedBatches:)`),
+/// so the correctness bits do not depend on the thread count.
+///
+/// Not thread-safe: it keeps caches (adapters, test splits, sign packs, pairwise FSD); call it from one
+/// thread at a time, as `ShardEvaluator` says. It uses `threads` threads inside each call.
+public final class MixtureEvaluator: ShardEvaluator {
+    public let config: SweepConfig
+    public let artifacts: ArtifactHashes
+    public let catalog: DomainCatalog
+    public let threads: Int
+
+    let pretrained: PretrainedEncoder
+    let mixOptions: MixOptions
+    /// Loaded adapters, by domain.
+    private var adapters: [String: MixMember] = [:]
+    /// Tokenised, hash-checked test splits, by target.
+    private var splits: [String: TestSplit] = [:]
+    /// Each domain's body signs, packed once.
+    private var packs: [String: SignPack] = [:]
+    /// FSD of two domains' adapters, by "a|b" with a < b.
+    private var pairFSD: [String: Double] = [:]
+
+    /// A target's test split, ready to run.
+    struct TestSplit {
+        var encodings: [Encoding]
+        /// The true label of each example, as an index into the target head's labels.
+        var truth: [Int]
+    }
+
+    /// A merged mixture and its figures.
+    struct Merged {
+        var adapter: Adapter
+        var meanFSD: Double?
+        var weightsChangingDirection: Double?
+    }
+
+    /// Checks the base model's weights and every domain's adapter folder against `artifacts` (the first
+    /// difference throws, naming the file and both hashes), then loads the base model.
+    public init(config: SweepConfig, artifacts: ArtifactHashes, catalog: DomainCatalog, threads: Int) throws {
+        guard artifacts.evaluator == "mixture" else {
+            throw EvaluatorError("the plan was made for the \(artifacts.evaluator) evaluator, not the mixture evaluator — run the workers with the coordinator's evaluator")
+        }
+        self.config = config
+        self.artifacts = artifacts
+        self.catalog = catalog
+        self.threads = max(1, threads)
+        mixOptions = try config.mixOptions(threads: self.threads)
+
+        let differs = "this worker's copy differs from the coordinator's: copy the coordinator's file here (or, if the coordinator's is stale, make a new plan there)"
+        let weights = config.baseModelWeights
+        let baseHash: String
+        do { baseHash = try ArtifactHashes.hashFile(weights) } catch {
+            throw EvaluatorError("\(weights): cannot read the base model's weights (\(error.localizedDescription)) — check base_model in the sweep config")
+        }
+        guard baseHash == artifacts.baseModel else {
+            throw EvaluatorError("\(weights): SHA-256 \(baseHash) but the coordinator's plan has \(artifacts.baseModel) — \(differs)")
+        }
+        for d in config.sortedDomains {
+            let folder = config.adapterFolder(for: d)
+            guard let expected = artifacts.adapters[d] else {
+                throw EvaluatorError("domain \(d): the coordinator's plan has no adapter hashes for it — the plan and the sweep config disagree; use the coordinator's config")
+            }
+            let actual: [String: String]
+            do { actual = try ArtifactHashes.hashFolder(folder) } catch {
+                throw EvaluatorError("\(folder): cannot read the adapter folder of domain \(d) (\(error.localizedDescription)) — copy the coordinator's adapters to this worker")
+            }
+            for name in Set(expected.keys).union(actual.keys).sorted() {
+                let path = (folder as NSString).appendingPathComponent(name)
+                switch (expected[name], actual[name]) {
+                case let (e?, a?) where e != a:
+                    throw EvaluatorError("\(path): SHA-256 \(a) but the coordinator's plan has \(e) — \(differs)")
+                case let (e?, nil):
+                    throw EvaluatorError("\(path): missing on this worker, the coordinator's plan has it with SHA-256 \(e) — \(differs)")
+                case let (nil, a?):
+                    throw EvaluatorError("\(path): not in the coordinator's plan (SHA-256 \(a) here) — \(differs)")
+                default:
+                    break
+                }
+            }
+        }
+        pretrained = try PretrainedEncoder(directory: URL(fileURLWithPath: config.baseModel))
+    }
+
+    public func evaluate(target: String, items: [WorkItem]) -> (outcomes: [ItemOutcome], timing: ShardTiming) {
+        var timing = ShardTiming()
+        let start = now()
+        let split: TestSplit
+        do { split = try testSplit(target) } catch {
+            timing.setup += seconds(since: start)
+            return (items.map { ItemOutcome.failed($0.key, "\(error)") }, timing)
+        }
+        timing.setup += seconds(since: start)
+
+        var outcomes: [ItemOutcome] = []
+        outcomes.reserveCapacity(items.count)
+        var i = 0
+        while i < items.count {
+            // Items of one mixture are consecutive (one per condition): one merge for them all.
+            let mixture = items[i].mixture
+            var end = i + 1
+            while end < items.count && items[end].mixture == mixture { end += 1 }
+            let group = items[i..<end]
+            i = end
+            let what = "target \(mixture.target), members \(mixture.members.joined(separator: "+"))"
+            guard mixture.target == target else {
+                outcomes += group.map { .failed($0.key, "\(what): item of another target in a shard of \(target)") }
+                continue
+            }
+            let merged: Merged
+            do { merged = try merge(mixture, timing: &timing) } catch {
+                outcomes += group.map { .failed($0.key, "\(what): \(error)") }
+                continue
+            }
+            for item in group {
+                do {
+                    let (correct, secs) = try run(merged.adapter, condition: item.condition, on: split)
+                    timing.evaluate += secs
+                    outcomes.append(ItemOutcome(key: item.key, correctness: correct, meanFSD: merged.meanFSD,
+                                                weightsChangingDirection: merged.weightsChangingDirection, seconds: secs))
+                } catch {
+                    outcomes.append(.failed(item.key, "\(what), \(item.condition.rawValue): \(error)"))
+                }
+            }
+        }
+        return (outcomes, timing)
+    }
+
+    // MARK: - Steps
+
+    /// The target's test split, loaded, checked against the plan's hash and tokenised on first use.
+    func testSplit(_ domain: String) throws -> TestSplit {
+        if let s = splits[domain] { return s }
+        let cap = config.testCap(for: domain)
+        let loaded = try catalog.load(domain, options: SplitOptions(seed: config.seed, maxTest: cap))
+        let hash = ArtifactHashes.testSplitHash(loaded.test, labels: loaded.labels)
+        guard let expected = artifacts.testSplits[domain] else {
+            throw EvaluatorError("domain \(domain): the coordinator's plan records no test split hash for it — make the plan with ArtifactHashes.compute(for:catalog:)")
+        }
+        guard hash == expected else {
+            throw EvaluatorError("domain \(domain): the test split here (seed \(config.seed), cap \(cap.map(String.init) ?? "none")) has SHA-256 \(hash) but the coordinator's plan has \(expected) — this worker's copy of the dataset differs from the coordinator's: install the same dataset files (and datasets catalog) as the coordinator")
+        }
+        let target = try adapter(domain)
+        guard target.adapter.labels == loaded.labels else {
+            throw EvaluatorError("\(config.adapterFolder(for: domain)): the head's labels \(target.adapter.labels) do not match domain \(domain)'s labels \(loaded.labels) — train the adapter on this domain")
+        }
+        let index = Dictionary(uniqueKeysWithValues: loaded.labels.enumerated().map { ($1, $0) })
+        var truth: [Int] = []
+        truth.reserveCapacity(loaded.test.count)
+        for e in loaded.test {
+            guard let t = index[e.label] else {
+                throw EvaluatorError("domain \(domain): test example \(e.id) has label \"\(e.label)\", which is not among the split's labels")
+            }
+            truth.append(t)
+        }
+        let pairs = loaded.test.contains { $0.textPair != nil } ? loaded.test.map { $0.textPair ?? "" } : nil
+        let encodings = try pretrained.encode(loaded.test.map(\.text), pairs: pairs, maxLength: config.maxLength)
+        let split = TestSplit(encodings: encodings, truth: truth)
+        splits[domain] = split
+        return split
+    }
+
+    /// A domain's adapter, loaded on first use (checked against the base model's hash).
+    func adapter(_ domain: String) throws -> MixMember {
+        if let m = adapters[domain] { return m }
+        let folder = config.adapterFolder(for: domain)
+        let (adapter, info) = try Adapter.load(from: URL(fileURLWithPath: folder), encoder: pretrained.model.config,
+                                               expectedBaseSHA256: artifacts.baseModel)
+        guard adapter.config.method == config.adapterMethod else {
+            throw EvaluatorError("\(folder): holds a \(adapter.config.method.rawValue) adapter but the sweep's method is \(config.adapterMethod.rawValue) — train it with the sweep's method")
+        }
+        let member = MixMember(name: domain, adapter: adapter, baseModelSHA256: info.baseModelSHA256)
+        adapters[domain] = member
+        return member
+    }
+
+    /// The mixture's adapter (the target's as is for one member), its mean pairwise FSD and the share of
+    /// the target's weights whose sign it flips. Loading adapters and packing signs count as setup.
+    func merge(_ mixture: Mixture, timing: inout ShardTiming) throws -> Merged {
+        var start = now()
+        let target = try adapter(mixture.target)
+        let members = try mixture.members.map { try adapter($0) }
+        timing.setup += seconds(since: start)
+        guard mixture.k > 1 else {
+            return Merged(adapter: target.adapter, meanFSD: nil,
+                          weightsChangingDirection: Mixing.weightsChangingDirection(target: target.adapter, mixture: target.adapter))
+        }
+        start = now()
+        let result = try Mixing.mix(target: target, members: members, options: mixOptions)
+        timing.merge += seconds(since: start)
+
+        // Mixing checked the members' compatibility, so their packs have the same segments.
+        start = now()
+        let unpacked = mixture.members.filter { packs[$0] == nil }
+        if !unpacked.isEmpty {
+            for (d, p) in zip(unpacked, Mixing.packAll(unpacked.map { adapters[$0]!.adapter }, threads: threads)) { packs[d] = p }
+        }
+        timing.setup += seconds(since: start)
+
+        start = now()
+        let names = mixture.members
+        func pairKey(_ a: Int, _ b: Int) -> String { "\(names[a])|\(names[b])" }
+        var missing = false
+        for a in 0..<names.count { for b in (a + 1)..<names.count where pairFSD[pairKey(a, b)] == nil { missing = true } }
+        if missing {
+            let s = Mixing.fsd(packs: names.map { packs[$0]! }, names: names, threads: threads).matrix
+            for a in 0..<names.count { for b in (a + 1)..<names.count { pairFSD[pairKey(a, b)] = s[a][b] } }
+        }
+        var sum = 0.0, pairs = 0
+        for a in 0..<names.count {
+            for b in (a + 1)..<names.count {
+                sum += pairFSD[pairKey(a, b)]!
+                pairs += 1
+            }
+        }
+        timing.merge += seconds(since: start)
+        return Merged(adapter: result.adapter, meanFSD: sum / Double(pairs), weightsChangingDirection: result.weightsChangingDirection)
+    }
+
+    /// Correctness bits of `adapter` on the split under `condition`, and the encoder's time: clean with
+    /// LoRA folded into the base weights, FGSM unfolded (it needs the gradient).
+    func run(_ adapter: Adapter, condition: SweepCondition, on split: TestSplit) throws -> (correct: [Bool], seconds: Double) {
+        let model = try AdaptedEncoder(model: pretrained.model, adapter: adapter)
+        let start = now()
+        let predictions: [Prediction]
+        switch condition {
+        case .clean:
+            let folded = adapter.config.method == .lora ? model.foldingLoRA() : model
+            predictions = try AdaptedRunner(model: folded, threads: threads, batchSize: config.batchSize, fixedBatches: true)
+                .predict(split.encodings, padId: pretrained.tokenizer.padId)
+        case .fgsm:
+            predictions = try AdaptedRunner(model: model, threads: threads, batchSize: config.batchSize, fixedBatches: true)
+                .predict(split.encodings, padId: pretrained.tokenizer.padId, labels: split.truth, fgsmEpsilon: Float(config.fgsmEpsilon))
+        }
+        let secs = seconds(since: start)
+        return (zip(predictions, split.truth).map { $0.label == $1 }, secs)
+    }
+}
+
+private func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+private func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds &- start) / 1e9 }

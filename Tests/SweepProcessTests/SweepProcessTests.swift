@@ -1,0 +1,480 @@
+import Cluster
+import Foundation
+import Sweep
+import XCTest
+
+// Real processes on 127.0.0.1: `adaptermix sweep`, `coordinator` and `worker` as built by
+// `swift build --build-tests`, on the tiny RoBERTa fixture with three packaged domains. Every
+// run's per-item results are compared with one reference run.
+
+/// One recorded item, as compared between runs.
+struct Recorded: Equatable {
+    var n: Int
+    var correct: Int
+    var bits: Data
+    var meanFSD: Double?
+    var wcd: Double?
+}
+
+enum Fixture {
+    static let root: URL = {
+        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir
+    }()
+
+    static let binary: URL? = {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for dir in [beside, beside.deletingLastPathComponent(), root.appendingPathComponent(".build/debug")] {
+            let u = dir.appendingPathComponent("adaptermix")
+            if FileManager.default.isExecutableFile(atPath: u.path) { return u }
+        }
+        return nil
+    }()
+
+    static let dir: URL = {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("adaptermix-sweep-\(getpid())")
+        try? FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }()
+
+    static let tiny = root.appendingPathComponent("Tests/EncoderTests/Fixtures/tiny-roberta").path
+    static let domains = ["sms-spam", "election-tweets", "rotten-tomatoes"]
+
+    /// The sweep config: 3 domains → 12 mixtures × (clean, fgsm) = 24 items in shards of 2.
+    /// Adapters are trained by the first sweep (adapters.train) into the fixture folder.
+    static let config: String = {
+        let train = dir.appendingPathComponent("train.yaml")
+        try! """
+            epochs: 1
+            batch_size: 16
+            learning_rate: 0.005
+            seed: 7
+            max_length: 32
+            max_train: 64
+            max_validation: 16
+            bottleneck: 8
+            """.write(to: train, atomically: true, encoding: .utf8)
+        let c = dir.appendingPathComponent("sweep.yaml")
+        try! """
+            base_model: \(tiny)
+            domains: [\(domains.joined(separator: ", "))]
+            adapters: {method: pfeiffer, dir: \(dir.appendingPathComponent("adapters").path), train: \(train.path)}
+            mixing: {strategy: average}
+            conditions: [clean, fgsm]
+            test_cap: 24
+            batch_size: 8
+            shard_size: 2
+            max_length: 32
+            seed: 42
+            """.write(to: c, atomically: true, encoding: .utf8)
+        return c.path
+    }()
+
+    struct Run { var status: Int32; var stdout: String; var stderr: String }
+
+    static func run(_ args: [String]) throws -> Run {
+        guard let binary else { throw XCTSkip("adaptermix executable not built: run 'swift build --build-tests' (make test does)") }
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        p.currentDirectoryURL = root
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        // Read both pipes concurrently so neither fills up.
+        let errData = ResultData()
+        let t = Thread { errData.data = err.fileHandleForReading.readDataToEndOfFile() }
+        t.start()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        while !errData.done { Thread.sleep(forTimeInterval: 0.01) }
+        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData.data, as: UTF8.self))
+    }
+
+    /// Starts a process whose output goes to `log` (read it with `text(of:)`).
+    static func spawn(_ args: [String], log: URL) throws -> Process {
+        guard let binary else { throw XCTSkip("adaptermix executable not built") }
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        p.currentDirectoryURL = root
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        return p
+    }
+
+    static func text(of url: URL) -> String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
+
+    static func recorded(_ journal: String) throws -> [String: Recorded] {
+        let j = try Journal.open(path: journal)
+        defer { try? j.close() }
+        var out: [String: Recorded] = [:]
+        for r in try j.results() {
+            out[r.result.key] = Recorded(n: r.result.n, correct: r.result.correct, bits: r.result.bits.bytes,
+                                         meanFSD: r.result.meanFSD, wcd: r.result.weightsChangingDirection)
+        }
+        return out
+    }
+
+    static func counts(_ journal: String) -> JournalCounts? {
+        guard let j = try? Journal.open(path: journal) else { return nil }
+        defer { try? j.close() }
+        return try? j.counts()
+    }
+
+    static func waitUntil(_ seconds: Double, _ what: String, _ condition: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !condition() {
+            if Date() > deadline { throw XCTSkip("timed out waiting for \(what)") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    /// The reference: one worker, a clean run (trains the three adapters first).
+    static let reference: Result<[String: Recorded], Error> = Result {
+        let journal = dir.appendingPathComponent("reference.sqlite").path
+        let r = try run(["sweep", "--config", config, "--journal", journal, "--workers", "1", "--threads", "1",
+                         "--heartbeat-interval", "0.2"])
+        guard r.status == 0 else { throw NSError(domain: "reference sweep failed (\(r.status)): \(r.stderr)", code: 1) }
+        return try recorded(journal)
+    }
+
+    static func referenceResults() throws -> [String: Recorded] {
+        switch reference {
+        case .success(let r): return r
+        case .failure(let e): XCTFail("\(e)"); throw e
+        }
+    }
+
+    static func freePort() -> Int {
+        // Bind port 0 on loopback, read the port, close: good enough for a test on one machine.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}
+
+final class ResultData: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _data = Data()
+    private var _done = false
+    var data: Data {
+        get { lock.lock(); defer { lock.unlock() }; return _data }
+        set { lock.lock(); _data = newValue; _done = true; lock.unlock() }
+    }
+    var done: Bool { lock.lock(); defer { lock.unlock() }; return _done }
+}
+
+final class SweepProcessTests: XCTestCase {
+    override func setUp() {
+        continueAfterFailure = false
+    }
+
+    override class func tearDown() {
+        try? FileManager.default.removeItem(at: Fixture.dir)
+        super.tearDown()
+    }
+
+    func testOneAndThreeWorkersGiveBitIdenticalResults() throws {
+        let reference = try Fixture.referenceResults()
+        XCTAssertEqual(reference.count, 24)
+        // The adapters were trained by the first sweep (adapters.train).
+        for d in Fixture.domains {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: Fixture.dir.appendingPathComponent("adapters/\(d)-pfeiffer/adapter.safetensors").path))
+        }
+        let journal = Fixture.dir.appendingPathComponent("three.sqlite").path
+        let r = try Fixture.run(["sweep", "--config", Fixture.config, "--journal", journal, "--workers", "3", "--threads", "1",
+                                 "--heartbeat-interval", "0.2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let three = try Fixture.recorded(journal)
+        XCTAssertEqual(three, reference, "3 workers must give the same per-item results as 1")
+        // Every item has 24 examples; mixtures of two or more carry an FSD figure.
+        XCTAssertTrue(three.values.allSatisfy { $0.n == 24 })
+        XCTAssertEqual(three.values.filter { $0.meanFSD != nil }.count, 18)
+        // The printed table has every target and both conditions.
+        for d in Fixture.domains { XCTAssertTrue(r.stdout.contains("target \(d)"), r.stdout) }
+        XCTAssertTrue(r.stdout.contains("fgsm") && r.stdout.contains("drop clean k=1 → k=3"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("recomputed from the journal agree (18 cells)"), r.stdout)
+
+        // status --format json: the documented shape, and the same numbers as the journal.
+        let s = try Fixture.run(["status", "--journal", journal, "--format", "json"])
+        XCTAssertEqual(s.status, 0, s.stderr)
+        let obj = try JSONSerialization.jsonObject(with: Data(s.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(obj["total"] as? Int, 24)
+        XCTAssertEqual(obj["done"] as? Int, 24)
+        XCTAssertEqual(obj["failed"] as? Int, 0)
+        let aggregates = obj["aggregates"] as! [[String: Any]]
+        XCTAssertEqual(aggregates.count, 3 * 3 * 2)
+        let cell = aggregates.first { $0["target"] as? String == "sms-spam" && $0["k"] as? Int == 2 && $0["condition"] as? String == "clean" }!
+        XCTAssertEqual(cell["count"] as? Int, 2)
+        let table = try AggregateTable(journal: Journal.open(path: journal))
+        let stats = table.cells[AggregateKey(target: "sms-spam", k: 2, condition: .clean)]!
+        XCTAssertEqual(cell["mean"] as? Double, stats.mean)
+        XCTAssertEqual(cell["variance"] as? Double, stats.variance)
+        for key in ["min", "max"] { XCTAssertNotNil(cell[key] as? Double) }
+
+        // The k = 1 clean accuracy is what `adaptermix eval` reports for the adapter alone.
+        let e = try Fixture.run(["eval", "--model", Fixture.tiny, "--adapter", Fixture.dir.appendingPathComponent("adapters/sms-spam-pfeiffer").path,
+                                 "--domain", "sms-spam", "--max-test", "24", "--max-length", "32", "--format", "json"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let single = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(single["accuracy"] as? Double, table.cells[AggregateKey(target: "sms-spam", k: 1, condition: .clean)]?.mean)
+
+        // Running the finished sweep again resumes it: nothing to do, same table.
+        let again = try Fixture.run(["sweep", "--config", Fixture.config, "--journal", journal, "--workers", "1", "--heartbeat-interval", "0.2"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stderr.contains("24 recorded, 0 to do"), again.stderr)
+        XCTAssertEqual(try Fixture.recorded(journal), reference)
+    }
+
+    func testKilledWorkersDoNotLoseOrDuplicateResults() throws {
+        let reference = try Fixture.referenceResults()
+        let journal = Fixture.dir.appendingPathComponent("worker-kill.sqlite").path
+        let endpoint = "tcp://127.0.0.1:\(Fixture.freePort())"
+        let coordinatorLog = Fixture.dir.appendingPathComponent("worker-kill-coordinator.log")
+        let coordinator = try Fixture.spawn(["coordinator", "--config", Fixture.config, "--journal", journal, "--bind", endpoint,
+                                             "--heartbeat-interval", "0.2", "--max-attempts", "10"], log: coordinatorLog)
+        defer { if coordinator.isRunning { coordinator.terminate() } }
+        var workers: [Process] = []
+        var spawned = 0
+        func startWorker() throws {
+            spawned += 1
+            workers.append(try Fixture.spawn(["worker", "--connect", endpoint, "--threads", "1", "--delay-ms", "150", "--give-up", "30",
+                                              "--name", "w\(spawned)"],
+                                             log: Fixture.dir.appendingPathComponent("worker-kill-w\(spawned).log")))
+        }
+        try startWorker()
+        try startWorker()
+        defer { for w in workers where w.isRunning { w.terminate() } }
+        // Kill a random worker at several points of the sweep, starting a new one each time.
+        var generator = SystemRandomNumberGenerator()
+        var kills = 0
+        for threshold in [2, 6, 10, 14] {
+            try Fixture.waitUntil(60, "\(threshold) results") { (Fixture.counts(journal)?.done ?? 0) >= threshold || !coordinator.isRunning }
+            guard coordinator.isRunning else { break }
+            Thread.sleep(forTimeInterval: Double.random(in: 0...0.2, using: &generator))
+            let live = workers.filter(\.isRunning)
+            guard let victim = live.randomElement(using: &generator) else { break }
+            kill(victim.processIdentifier, SIGKILL)
+            victim.waitUntilExit()
+            kills += 1
+            try startWorker()
+        }
+        coordinator.waitUntilExit()
+        XCTAssertEqual(coordinator.terminationStatus, 0, Fixture.text(of: coordinatorLog))
+        XCTAssertGreaterThanOrEqual(kills, 2)
+        let counts = try XCTUnwrap(Fixture.counts(journal))
+        XCTAssertEqual(counts.done, 24)
+        XCTAssertEqual(counts.failed, 0)
+        XCTAssertEqual(try Fixture.recorded(journal), reference, "results after worker kills equal the clean run")
+    }
+
+    func testKilledCoordinatorResumesWithoutReevaluatingRecordedItems() throws {
+        let reference = try Fixture.referenceResults()
+        let journal = Fixture.dir.appendingPathComponent("coordinator-kill.sqlite").path
+        let endpoint = "tcp://127.0.0.1:\(Fixture.freePort())"
+        let log1 = Fixture.dir.appendingPathComponent("coordinator-kill-1.log")
+        let first = try Fixture.spawn(["coordinator", "--config", Fixture.config, "--journal", journal, "--bind", endpoint,
+                                       "--heartbeat-interval", "0.2"], log: log1)
+        var workers: [Process] = []
+        for i in 1...2 {
+            workers.append(try Fixture.spawn(["worker", "--connect", endpoint, "--threads", "1", "--delay-ms", "200", "--give-up", "30",
+                                              "--name", "r\(i)"], log: Fixture.dir.appendingPathComponent("coordinator-kill-w\(i).log")))
+        }
+        defer { for w in workers where w.isRunning { w.terminate() } }
+        try Fixture.waitUntil(60, "some results") { (Fixture.counts(journal)?.done ?? 0) >= 6 }
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        let before = try Fixture.recorded(journal)
+        XCTAssertGreaterThanOrEqual(before.count, 6)
+        XCTAssertLessThan(before.count, 24, "the kill should land mid-sweep")
+
+        // Resume on the same endpoint; the workers reconnect by themselves.
+        let log2 = Fixture.dir.appendingPathComponent("coordinator-kill-2.log")
+        let second = try Fixture.spawn(["coordinator", "--config", Fixture.config, "--journal", journal, "--bind", endpoint, "--resume",
+                                        "--heartbeat-interval", "0.2"], log: log2)
+        second.waitUntilExit()
+        XCTAssertEqual(second.terminationStatus, 0, Fixture.text(of: log2))
+        XCTAssertTrue(Fixture.text(of: log2).contains("\(before.count) recorded, \(24 - before.count) to do"), Fixture.text(of: log2))
+        let after = try Fixture.recorded(journal)
+        XCTAssertEqual(after, reference, "the resumed sweep's table equals the clean run")
+        // Rows recorded before the kill were not evaluated again: same worker, attempt and duration.
+        let j = try Journal.open(path: journal)
+        var rows: [String: StoredResult] = [:]
+        for r in try j.results() { rows[r.result.key] = r }
+        XCTAssertEqual(rows.count, 24, "one row per item")
+        let snapshot = Dictionary(uniqueKeysWithValues: try j.results().map { ($0.result.key, $0) })
+        for key in before.keys { XCTAssertEqual(snapshot[key], rows[key]) }
+        XCTAssertEqual(try j.counts().duplicatesDropped, 0)
+        for w in workers { w.waitUntilExit() }
+        XCTAssertTrue(workers.allSatisfy { $0.terminationStatus == 0 })
+    }
+
+    func testLateResultFromAPresumedDeadWorkerCountsOnce() throws {
+        let reference = try Fixture.referenceResults()
+        let journal = Fixture.dir.appendingPathComponent("late.sqlite").path
+        let endpoint = "tcp://127.0.0.1:\(Fixture.freePort())"
+        let log = Fixture.dir.appendingPathComponent("late-coordinator.log")
+        let coordinator = try Fixture.spawn(["coordinator", "--config", Fixture.config, "--journal", journal, "--bind", endpoint,
+                                             "--heartbeat-interval", "0.2", "--liveness", "3"], log: log)
+        defer { if coordinator.isRunning { coordinator.terminate() } }
+        // A takes a shard, then freezes (SIGSTOP) past its expiry; B gets the shard again.
+        let a = try Fixture.spawn(["worker", "--connect", endpoint, "--threads", "1", "--delay-ms", "800", "--prefetch", "0", "--name", "frozen"],
+                                  log: Fixture.dir.appendingPathComponent("late-a.log"))
+        try Fixture.waitUntil(30, "A to hold a shard") { Fixture.text(of: log).contains("frozen") && (Fixture.counts(journal)?.running ?? 0) > 0 }
+        Thread.sleep(forTimeInterval: 0.2)
+        kill(a.processIdentifier, SIGSTOP)
+        let b = try Fixture.spawn(["worker", "--connect", endpoint, "--threads", "1", "--delay-ms", "300", "--name", "steady"],
+                                  log: Fixture.dir.appendingPathComponent("late-b.log"))
+        try Fixture.waitUntil(30, "A presumed dead") { Fixture.text(of: log).contains("presumed dead") }
+        Thread.sleep(forTimeInterval: 0.5)
+        kill(a.processIdentifier, SIGCONT)
+        coordinator.waitUntilExit()
+        a.waitUntilExit()
+        b.waitUntilExit()
+        let text = Fixture.text(of: log)
+        XCTAssertEqual(coordinator.terminationStatus, 0, text)
+        XCTAssertEqual(try Fixture.recorded(journal), reference)
+        // The frozen worker's result came late: recorded once, or dropped as a duplicate.
+        let summary = text.split(separator: "\n").first { $0.contains("late results") }.map(String.init) ?? ""
+        let late = Int(summary.components(separatedBy: " late results").first?.split(separator: " ").last ?? "") ?? 0
+        let dups = Int(summary.components(separatedBy: " duplicate results dropped").first?.split(separator: " ").last ?? "") ?? 0
+        XCTAssertGreaterThanOrEqual(late + dups, 1, text)
+        XCTAssertEqual(Fixture.counts(journal)?.done, 24)
+    }
+
+    func testMalformedFramesAreDroppedAndTheSweepCompletes() throws {
+        let reference = try Fixture.referenceResults()
+        let journal = Fixture.dir.appendingPathComponent("fuzz.sqlite").path
+        let port = Fixture.freePort()
+        let endpoint = "tcp://127.0.0.1:\(port)"
+        let log = Fixture.dir.appendingPathComponent("fuzz-coordinator.log")
+        let coordinator = try Fixture.spawn(["coordinator", "--config", Fixture.config, "--journal", journal, "--bind", endpoint,
+                                             "--heartbeat-interval", "0.2"], log: log)
+        defer { if coordinator.isRunning { coordinator.terminate() } }
+        let worker = try Fixture.spawn(["worker", "--connect", endpoint, "--threads", "1", "--delay-ms", "100", "--name", "honest"],
+                                       log: Fixture.dir.appendingPathComponent("fuzz-worker.log"))
+        defer { if worker.isRunning { worker.terminate() } }
+        // Fuzz while the sweep runs: once the first results are in.
+        try Fixture.waitUntil(60, "the sweep to start") { (Fixture.counts(journal)?.done ?? 0) >= 2 }
+
+        let context = try ZMQContext()
+        let fuzzer = try ZMQSocket(context, .dealer)
+        try fuzzer.connect(endpoint)
+        var generator = SystemRandomNumberGenerator()
+        let valid = try WireMessage(sweepId: "*", planHash: .unknown, payload: .hello(Hello(worker: "fuzzer", pid: 1, threads: 1))).encode()
+        var sent = 0
+        for round in 0..<60 {
+            var frames: [Data]
+            switch round % 6 {
+            case 0: frames = (0..<Int.random(in: 1...7, using: &generator)).map { _ in Data((0..<Int.random(in: 0...40, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }) }
+            case 1: frames = Array(valid.prefix(3))                               // wrong frame count
+            case 2: frames = valid; frames[0] = frames[0].prefix(5)                // truncated header
+            case 3: frames = valid; frames[4] = Data([1, 0xFF, 0xFF, 0xFF, 0xF0]) + Data("{}".utf8)  // absurd length field
+            case 4: frames = valid; frames[3] = Data(repeating: 7, count: 32)      // another plan hash
+            default: frames = valid; frames[1] = Data([99])                        // unknown kind
+            }
+            if try fuzzer.send(frames, timeout: 1) { sent += 1 }
+            if round % 10 == 0 { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        // Raw bytes that are not ZMTP at all.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        if withUnsafePointer(to: &addr, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }) == 0 {
+            let junk = [UInt8]("GET / HTTP/1.0\r\n\r\n".utf8) + (0..<256).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            _ = junk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        }
+        close(fd)
+        try fuzzer.setLinger(2000)  // deliver everything queued before closing
+        fuzzer.close()
+
+        coordinator.waitUntilExit()
+        let text = Fixture.text(of: log)
+        XCTAssertEqual(coordinator.terminationStatus, 0, text)
+        XCTAssertGreaterThan(sent, 50)
+        XCTAssertTrue(text.contains("refused a message"), text)
+        XCTAssertTrue(text.contains("messages refused") && !text.contains(" 0 messages refused"), text)
+        XCTAssertEqual(try Fixture.recorded(journal), reference)
+    }
+
+    func testOtherPlanHashAndProtocolVersionAreRefusedWithAReason() throws {
+        _ = try Fixture.referenceResults()  // the adapters exist
+        let journal = Fixture.dir.appendingPathComponent("refuse.sqlite").path
+        let endpoint = "tcp://127.0.0.1:\(Fixture.freePort())"
+        let log = Fixture.dir.appendingPathComponent("refuse-coordinator.log")
+        let coordinator = try Fixture.spawn(["coordinator", "--config", Fixture.config, "--journal", journal, "--bind", endpoint,
+                                             "--heartbeat-interval", "0.2"], log: log)
+        defer { if coordinator.isRunning { coordinator.terminate() } }
+
+        // A worker pinned to another plan: refused, exits 2 naming the plan hash.
+        let other = String(repeating: "ab", count: 32)
+        let w = try Fixture.run(["worker", "--connect", endpoint, "--plan-hash", other, "--give-up", "20"])
+        XCTAssertEqual(w.status, 2, w.stderr)
+        XCTAssertTrue(w.stderr.contains("plan hash") && w.stderr.contains(other), w.stderr)
+
+        // A peer speaking protocol version 2 gets a refusal saying which version we speak.
+        let context = try ZMQContext()
+        let peer = try ZMQSocket(context, .dealer)
+        try peer.connect(endpoint)
+        let hello = WireMessage(sweepId: "*", planHash: .unknown, payload: .hello(Hello(worker: "future", pid: 2, threads: 1)))
+        XCTAssertTrue(try peer.send(hello.encode(version: 2), timeout: 5))
+        let answer = try XCTUnwrap(try peer.receive(timeout: 10), "no answer to a version-2 hello")
+        guard case .refuse(let refusal) = try WireMessage.decode(answer).payload else { return XCTFail("expected a refusal") }
+        XCTAssertEqual(refusal.code, .protocolVersion)
+        XCTAssertTrue(refusal.reason.contains("version 2") && refusal.reason.contains("speaks 1"), refusal.reason)
+        peer.close()
+
+        // The coordinator carries on: an honest worker finishes the sweep.
+        let ok = try Fixture.run(["worker", "--connect", endpoint, "--threads", "1", "--give-up", "30"])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        coordinator.waitUntilExit()
+        XCTAssertEqual(coordinator.terminationStatus, 0, Fixture.text(of: log))
+        XCTAssertTrue(Fixture.text(of: log).contains("plan-hash"), Fixture.text(of: log))
+    }
+
+    func testNoopEvaluatorAndConfigErrors() throws {
+        // The no-op evaluator needs no adapters: the machinery alone.
+        let journal = Fixture.dir.appendingPathComponent("noop.sqlite").path
+        let r = try Fixture.run(["sweep", "--config", Fixture.config, "--journal", journal, "--workers", "2", "--evaluator", "noop",
+                                 "--heartbeat-interval", "0.2", "--format", "json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(obj["done"] as? Int, 24)
+        let recorded = try Fixture.recorded(journal)
+        for (key, rec) in recorded {
+            XCTAssertEqual(rec.bits, CorrectnessBits(NoopEvaluator.correctness(key: key, examples: 64)).bytes)
+        }
+        // A mixture journal cannot be resumed with the no-op plan (different plan hash).
+        let mismatch = try Fixture.run(["sweep", "--config", Fixture.config, "--journal", journal, "--workers", "1"])
+        XCTAssertNotEqual(mismatch.status, 0)
+        XCTAssertTrue(mismatch.stderr.contains("plan") && mismatch.stderr.contains(journal), mismatch.stderr)
+
+        // Config errors: one clear line before anything starts.
+        let bad = Fixture.dir.appendingPathComponent("bad.yaml")
+        try "base_model: x\ndomains: [sms-spam, nowhere]\nadapters: {method: pfeiffer, dir: /nonexistent}\n".write(to: bad, atomically: true, encoding: .utf8)
+        let e = try Fixture.run(["sweep", "--config", bad.path, "--workers", "1"])
+        XCTAssertNotEqual(e.status, 0)
+        XCTAssertTrue(e.stderr.contains("bad.yaml") && e.stderr.contains("nowhere"), e.stderr)
+        let missing = try Fixture.run(["coordinator", "--config", Fixture.config, "--journal", Fixture.dir.appendingPathComponent("none.sqlite").path,
+                                       "--bind", "tcp://127.0.0.1:*", "--resume"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("no journal to resume"), missing.stderr)
+    }
+}
