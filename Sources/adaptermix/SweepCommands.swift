@@ -311,9 +311,11 @@ final class WorkerFleet {
         log("started \(count) worker process(es), \(threads) thread(s) each, connecting to \(endpoint)")
     }
 
-    /// Restarts a worker that died (a crash or a kill) while the sweep runs, up to 3 restarts per worker.
+    /// Restarts a worker that died (a crash or a kill) while the sweep runs, up to 3 restarts per
+    /// worker. A worker that exited 0 left because the coordinator said bye: it stays gone.
     func superviseOnce() {
         for (i, p) in processes.enumerated() where !p.isRunning {
+            if p.terminationReason == .exit && p.terminationStatus == 0 { continue }
             guard restarts < 3 * count else { continue }
             let how = p.terminationReason == .uncaughtSignal ? "signal \(p.terminationStatus)" : "exit \(p.terminationStatus)"
             restarts += 1
