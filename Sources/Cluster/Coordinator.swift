@@ -216,6 +216,12 @@ private struct Loop {
             case .hello(let hello):
                 let name = "\(hello.worker) (pid \(hello.pid), \(hello.threads) thread\(hello.threads == 1 ? "" : "s"))"
                 if peers[id] == nil { coordinator.log("worker \(name) joined") }
+                // A hello from a worker that holds shards means it reconnected: work sent to its old
+                // connection may be lost with it, so its shards go back to the queue (a result it
+                // still sends for them is taken as a late result).
+                if dispatcher.knows(id) {
+                    workerLeft(id, reason: "worker \(name) reconnected; its shards in flight go back to the queue")
+                }
                 peers[id] = (identity, name)
                 names.insert(hello.worker)
                 send(identity, coordinator.welcomeMessage.payload)

@@ -139,6 +139,8 @@ public final class Dispatcher {
     public var assignments: [WorkerID: [Int]] { workers.mapValues { $0.shards.sorted() } }
     /// Workers in the table (alive as far as we know).
     public var liveWorkers: [WorkerID] { workers.keys.sorted() }
+    /// Whether `id` is in the worker table.
+    public func knows(_ id: WorkerID) -> Bool { workers[id] != nil }
     public var recordedCount: Int { recorded.count }
     public var failedCount: Int { failedKeys.count }
 

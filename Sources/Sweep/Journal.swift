@@ -112,6 +112,8 @@ public struct JournalCounts: Sendable, Equatable, Codable {
     public var failed = 0
     /// Duplicate results dropped over the journal's life.
     public var duplicatesDropped = 0
+    /// Rows in the results table (equals `done`: one row per recorded item).
+    public var resultRows = 0
 }
 
 public enum JournalError: Error, CustomStringConvertible, Equatable {
@@ -366,6 +368,7 @@ public final class Journal: Sendable {
             }
             c.total = c.pending + c.running + c.done + c.failed
             c.duplicatesDropped = try Int.fetchOne(db, sql: "SELECT duplicates_dropped FROM sweep LIMIT 1") ?? 0
+            c.resultRows = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM results") ?? 0
             return c
         }
     }

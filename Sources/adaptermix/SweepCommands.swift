@@ -520,6 +520,7 @@ func statusJSON(journal: Journal) throws -> String {
     }
     let object: [String: Any] = ["sweep_id": journal.sweepID, "plan_hash": journal.planHash, "total": c.total, "done": c.done,
                                  "failed": c.failed, "pending": c.pending + c.running, "duplicates_dropped": c.duplicatesDropped,
+                                 "results": c.resultRows,
                                  "aggregates": aggregates]
     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     return String(decoding: data, as: UTF8.self)

@@ -75,7 +75,9 @@ enum Fixture {
 
     struct Run { var status: Int32; var stdout: String; var stderr: String }
 
-    static func run(_ args: [String]) throws -> Run {
+    /// Runs the executable to completion; one that is still running after `timeout` seconds is
+    /// killed (the run then reports signal 9), so a hang fails the test instead of stalling CI.
+    static func run(_ args: [String], timeout: Double = 300) throws -> Run {
         guard let binary else { throw XCTSkip("adaptermix executable not built: run 'swift build --build-tests' (make test does)") }
         let p = Process()
         p.executableURL = binary
@@ -85,6 +87,10 @@ enum Fixture {
         p.standardOutput = out
         p.standardError = err
         try p.run()
+        let pid = p.processIdentifier
+        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+        defer { watchdog.cancel() }
         // Read both pipes concurrently so neither fills up.
         let errData = ResultData()
         let t = Thread { errData.data = err.fileHandleForReading.readDataToEndOfFile() }
@@ -129,10 +135,30 @@ enum Fixture {
         return try? j.counts()
     }
 
+    struct Timeout: Error, CustomStringConvertible { var description: String }
+
+    /// Polls `condition` until it holds; a failure (not a hang) after `seconds`.
     static func waitUntil(_ seconds: Double, _ what: String, _ condition: () -> Bool) throws {
         let deadline = Date().addingTimeInterval(seconds)
         while !condition() {
-            if Date() > deadline { throw XCTSkip("timed out waiting for \(what)") }
+            if Date() > deadline {
+                XCTFail("timed out after \(seconds) s waiting for \(what)")
+                throw Timeout(description: "timed out waiting for \(what)")
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    /// Waits for a process to exit; after `seconds` it is killed and the test fails with `log`.
+    static func finish(_ p: Process, within seconds: Double = 120, log: URL? = nil) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while p.isRunning {
+            if Date() > deadline {
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+                XCTFail("\(p.arguments?.first ?? "process") did not finish within \(seconds) s\n" + (log.map(text(of:)) ?? ""))
+                throw Timeout(description: "process did not finish")
+            }
             Thread.sleep(forTimeInterval: 0.05)
         }
     }
@@ -274,7 +300,7 @@ final class SweepProcessTests: XCTestCase {
             kills += 1
             try startWorker()
         }
-        coordinator.waitUntilExit()
+        try Fixture.finish(coordinator, log: coordinatorLog)
         XCTAssertEqual(coordinator.terminationStatus, 0, Fixture.text(of: coordinatorLog))
         XCTAssertGreaterThanOrEqual(kills, 2)
         let counts = try XCTUnwrap(Fixture.counts(journal))
@@ -307,7 +333,7 @@ final class SweepProcessTests: XCTestCase {
         let log2 = Fixture.dir.appendingPathComponent("coordinator-kill-2.log")
         let second = try Fixture.spawn(["coordinator", "--config", Fixture.config, "--journal", journal, "--bind", endpoint, "--resume",
                                         "--heartbeat-interval", "0.2"], log: log2)
-        second.waitUntilExit()
+        try Fixture.finish(second, log: log2)
         XCTAssertEqual(second.terminationStatus, 0, Fixture.text(of: log2))
         XCTAssertTrue(Fixture.text(of: log2).contains("\(before.count) recorded, \(24 - before.count) to do"), Fixture.text(of: log2))
         let after = try Fixture.recorded(journal)
@@ -320,7 +346,7 @@ final class SweepProcessTests: XCTestCase {
         let snapshot = Dictionary(uniqueKeysWithValues: try j.results().map { ($0.result.key, $0) })
         for key in before.keys { XCTAssertEqual(snapshot[key], rows[key]) }
         XCTAssertEqual(try j.counts().duplicatesDropped, 0)
-        for w in workers { w.waitUntilExit() }
+        for w in workers { try Fixture.finish(w, within: 30) }
         XCTAssertTrue(workers.allSatisfy { $0.terminationStatus == 0 })
     }
 
@@ -343,9 +369,9 @@ final class SweepProcessTests: XCTestCase {
         try Fixture.waitUntil(30, "A presumed dead") { Fixture.text(of: log).contains("presumed dead") }
         Thread.sleep(forTimeInterval: 0.5)
         kill(a.processIdentifier, SIGCONT)
-        coordinator.waitUntilExit()
-        a.waitUntilExit()
-        b.waitUntilExit()
+        try Fixture.finish(coordinator, log: log)
+        try Fixture.finish(a, within: 30)
+        try Fixture.finish(b, within: 30)
         let text = Fixture.text(of: log)
         XCTAssertEqual(coordinator.terminationStatus, 0, text)
         XCTAssertEqual(try Fixture.recorded(journal), reference)
@@ -405,7 +431,7 @@ final class SweepProcessTests: XCTestCase {
         try fuzzer.setLinger(2000)  // deliver everything queued before closing
         fuzzer.close()
 
-        coordinator.waitUntilExit()
+        try Fixture.finish(coordinator, log: log)
         let text = Fixture.text(of: log)
         XCTAssertEqual(coordinator.terminationStatus, 0, text)
         XCTAssertGreaterThan(sent, 50)
@@ -444,7 +470,7 @@ final class SweepProcessTests: XCTestCase {
         // The coordinator carries on: an honest worker finishes the sweep.
         let ok = try Fixture.run(["worker", "--connect", endpoint, "--threads", "1", "--give-up", "30"])
         XCTAssertEqual(ok.status, 0, ok.stderr)
-        coordinator.waitUntilExit()
+        try Fixture.finish(coordinator, log: log)
         XCTAssertEqual(coordinator.terminationStatus, 0, Fixture.text(of: log))
         XCTAssertTrue(Fixture.text(of: log).contains("plan-hash"), Fixture.text(of: log))
     }
@@ -476,5 +502,43 @@ final class SweepProcessTests: XCTestCase {
                                        "--bind", "tcp://127.0.0.1:*", "--resume"])
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.stderr.contains("no journal to resume"), missing.stderr)
+    }
+
+    /// cluster/soak.sh in a short form: 6 domains (192 items) with the no-op evaluator, 3 workers,
+    /// a worker SIGKILLed every second (four times) and the coordinator once; every item recorded once and the
+    /// aggregates equal an uninterrupted run's (the script checks and says so).
+    func testFaultSoakShortForm() throws {
+        guard let binary = Fixture.binary else { throw XCTSkip("adaptermix executable not built") }
+        let config = Fixture.dir.appendingPathComponent("soak.yaml")
+        try """
+            base_model: \(Fixture.tiny)
+            domains: [sms-spam, election-tweets, rotten-tomatoes, bbc-news, boolq, privacy-qa]
+            adapters: {method: pfeiffer, dir: /nonexistent}
+            conditions: [clean]
+            shard_size: 4
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [Fixture.root.appendingPathComponent("cluster/soak.sh").path]
+        var env = ProcessInfo.processInfo.environment
+        env["BIN"] = binary.path
+        env["CONFIG"] = config.path
+        env["WORKERS"] = "3"
+        env["DELAY_MS"] = "150"
+        env["KILL_EVERY"] = "1"
+        env["MAX_WORKER_KILLS"] = "4"
+        env["COORDINATOR_KILLS"] = "1"
+        env["OUT"] = Fixture.dir.appendingPathComponent("soak").path
+        env["TIMEOUT"] = "180"
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("4 worker kills and 1 coordinator kills survived") && text.contains("192 items, each recorded once (192 result rows)")
+                      && text.contains("aggregates equal"), text)
     }
 }
