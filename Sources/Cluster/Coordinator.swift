@@ -13,6 +13,8 @@ public struct CoordinatorSettings: Sendable {
     public var maxAttempts: Int = Dispatcher.maxAttempts
     /// Seconds between progress lines (0: none).
     public var progressInterval: Double = 10
+    /// CURVE: the coordinator's key pair and its allowlist of worker keys (nil: plaintext).
+    public var curve: CurveServer?
 
     /// Results and dispatches are written to the journal at least this often (seconds). A kill
     /// loses at most this much of recorded work, which is then simply evaluated again.
@@ -81,8 +83,16 @@ public final class Coordinator: Sendable {
     /// `requestStop` is called. Blocks the calling thread, which owns the socket.
     public func run(bind endpoint: String, onBound: (String) -> Void = { _ in }) throws -> CoordinatorSummary {
         let context = try ZMQContext()
+        // The ZAP handler must be bound before a CURVE socket accepts connections.
+        let zap = try settings.curve.map { try ZAPHandler(context: context, server: $0, log: logger) }
+        defer { zap?.stop() }
         let socket = try ZMQSocket(context, .router)
         try socket.setMaxMessageSize(WireProtocol.maxMessageSize)
+        if let curve = settings.curve { try curve.apply(to: socket) }
+        // Failed handshakes (a plaintext worker, another mechanism) are logged from a monitor.
+        try socket.monitor("inproc://adaptermix-coordinator-monitor", events: MonitorEvent.handshakeFailures)
+        let monitor = try MonitorLogger(context: context, endpoint: "inproc://adaptermix-coordinator-monitor", log: logger)
+        defer { monitor.stop() }
         try socket.bind(endpoint)
         let bound = try socket.lastEndpoint()
         onBound(bound)
@@ -353,6 +363,35 @@ private struct Loop {
                                done, total, 100 * Double(done) / Double(max(total, 1)), rate, eta,
                                dispatcher.liveWorkers.count, dispatcher.failedCount))
         nextProgress = now + coordinator.settings.progressInterval
+    }
+}
+
+/// Logs a socket monitor's failed-handshake events from its own thread.
+final class MonitorLogger: Sendable {
+    private let stopped = StopFlag()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(context: ZMQContext, endpoint: String, log: @escaping @Sendable (String) -> Void) throws {
+        let pair = try ZMQSocket(context, .pair)
+        try pair.connect(endpoint)
+        let box = UncheckedSocket(pair)
+        let stopped = self.stopped, done = self.done
+        let thread = Thread {
+            let socket = box.socket
+            defer { socket.close(); done.signal() }
+            while !stopped.isSet {
+                guard let frames = try? socket.receive(timeout: 0.2), let event = MonitorEvent(frames),
+                      let why = event.explanation(server: true) else { continue }
+                log("a connection to \(event.endpoint) failed its handshake: \(why)")
+            }
+        }
+        thread.name = "adaptermix-monitor"
+        thread.start()
+    }
+
+    func stop() {
+        stopped.set()
+        done.wait()
     }
 }
 

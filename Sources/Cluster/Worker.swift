@@ -1,3 +1,4 @@
+import CZeroMQ
 import Foundation
 import Synchronization
 import Sweep
@@ -26,6 +27,8 @@ public struct WorkerSettings: Sendable {
     public var giveUpAfter: Double = 600
     /// Testing aid: sleep this long after each shard (makes kill tests hit mid-sweep). Not counted as work.
     public var delayPerShard: Double = 0
+    /// CURVE: this worker's key pair and the coordinator's public key (nil: plaintext).
+    public var curve: CurveClient?
     /// Heartbeat settings used until the coordinator's welcome gives its own.
     public var heartbeatInterval: Double = Dispatcher.heartbeatInterval
     public var liveness: Int = Dispatcher.liveness
@@ -218,6 +221,11 @@ private struct Session {
     let identity: Data
     let context: ZMQContext
     var socket: ZMQSocket?
+    /// Reads the socket monitor's events (failed handshakes end the run with a clear error).
+    var monitor: ZMQSocket?
+    var monitorCount = 0
+    /// Connection attempts since the last completed handshake (CURVE only).
+    var attemptsWithoutHandshake = 0
 
     var sweepId: String?
     var planHash: PlanHash?
@@ -254,9 +262,18 @@ private struct Session {
 
     mutating func connect() throws {
         socket?.close()
+        monitor?.close()
         let s = try ZMQSocket(context, .dealer)
         try s.setOption(ZMQ_ROUTING_ID_OPTION, identity)
         try s.setMaxMessageSize(WireProtocol.maxMessageSize)
+        if let curve = worker.settings.curve { try curve.apply(to: s) }
+        monitorCount += 1
+        let monitorEndpoint = "inproc://adaptermix-worker-monitor-\(monitorCount)"
+        try s.monitor(monitorEndpoint, events: MonitorEvent.handshakeFailures | ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+        let m = try ZMQSocket(context, .pair)
+        try m.connect(monitorEndpoint)
+        monitor = m
+        attemptsWithoutHandshake += 1
         try s.connect(worker.endpoint)
         socket = s
         welcomed = false
@@ -266,15 +283,34 @@ private struct Session {
     }
 
     mutating func run() throws -> WorkerExit {
+        defer {
+            socket?.close()
+            monitor?.close()
+        }
         try connect()
         while true {
             if worker.isStopRequested {
                 send(.bye(Bye(reason: "worker stopping")))
                 return .stopped("asked to stop")
             }
-            if let socket, box.wakeRead >= 0 {
-                let ready = try socket.waitReadable(orFileDescriptor: box.wakeRead, timeout: 0.05)
-                if ready.fd { box.drainWakeups() }
+            if let socket, let monitor {
+                let ready = try ZMQSocket.poll([socket, monitor], fds: box.wakeRead >= 0 ? [box.wakeRead] : [], timeout: 0.05)
+                if ready.count > 2 && ready[2] { box.drainWakeups() }
+            }
+            while let frames = try monitor?.receive(timeout: 0) {
+                guard let event = MonitorEvent(frames) else { continue }
+                if event.event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED {
+                    attemptsWithoutHandshake = 0
+                    continue
+                }
+                let why = event.explanation() ?? "handshake event \(event.event)"
+                if event.event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH {
+                    return .failed("the coordinator at \(worker.endpoint) refused this worker's CURVE key (\(why)): add its public key \(worker.settings.curve?.keys.publicKey ?? "(none)") to the coordinator's authorized/ folder")
+                }
+                if event.event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL {
+                    return .failed("cannot talk to the coordinator at \(worker.endpoint): \(why) — \(worker.settings.curve == nil ? "the coordinator requires CURVE: start the worker with --curve-key and --server-key" : "the coordinator does not use CURVE: drop --curve-key and --server-key")")
+                }
+                worker.log("handshake with \(worker.endpoint) failed: \(why)")
             }
             while let frames = try socket?.receive(timeout: 0) {
                 if let exit = handle(frames) { return exit }
@@ -308,6 +344,9 @@ private struct Session {
                 let until = monotonicSeconds() + backoff
                 while monotonicSeconds() < until && !worker.isStopRequested { Thread.sleep(forTimeInterval: 0.05) }
                 backoff = min(backoff * 2, worker.settings.maxBackoff)
+                if worker.settings.curve != nil && attemptsWithoutHandshake >= 3 {
+                    return .failed("no CURVE handshake with the coordinator at \(worker.endpoint) completed in \(attemptsWithoutHandshake) attempts: check --server-key (the coordinator's coordinator.pub) and that it runs with --curve")
+                }
                 try connect()
                 // Count the silence from the reconnect, so the next check waits a full liveness period.
                 lastHeard = monotonicSeconds()

@@ -47,11 +47,17 @@ public final class ZMQSocket {
     public enum Kind: Sendable {
         case router
         case dealer
+        /// For the ZAP handler (`inproc://zeromq.zap.01`).
+        case rep
+        /// For reading a socket monitor's events.
+        case pair
 
         var raw: Int32 {
             switch self {
             case .router: return ZMQ_ROUTER
             case .dealer: return ZMQ_DEALER
+            case .rep: return ZMQ_REP
+            case .pair: return ZMQ_PAIR
             }
         }
     }
@@ -105,6 +111,38 @@ public final class ZMQSocket {
         let h = try live("zmq_setsockopt")
         let rc = value.withUnsafeBytes { zmq_setsockopt(h, option, $0.baseAddress, value.count) }
         guard rc == 0 else { throw ZMQError.last("zmq_setsockopt(\(option))") }
+    }
+
+    /// Sets a string socket option (e.g. a Z85 CURVE key, or `ZMQ_ZAP_DOMAIN`).
+    public func setOption(_ option: Int32, _ value: String) throws {
+        let h = try live("zmq_setsockopt")
+        let bytes = Array(value.utf8)
+        let rc = bytes.withUnsafeBytes { zmq_setsockopt(h, option, $0.baseAddress, bytes.count) }
+        guard rc == 0 else { throw ZMQError.last("zmq_setsockopt(\(option))") }
+    }
+
+    /// Starts a socket monitor publishing `events` on the inproc `endpoint` (read it with a `.pair`
+    /// socket connected there; see `MonitorEvent`).
+    public func monitor(_ endpoint: String, events: Int32) throws {
+        let h = try live("zmq_socket_monitor")
+        guard zmq_socket_monitor(h, endpoint, events) == 0 else { throw ZMQError.last("zmq_socket_monitor(\(endpoint))") }
+    }
+
+    /// Waits up to `timeout` seconds (negative: forever) until any of `sockets` has a message or
+    /// any of `fds` is readable; returns the readiness of each, sockets first.
+    public static func poll(_ sockets: [ZMQSocket], fds: [Int32] = [], timeout: Double) throws -> [Bool] {
+        var items: [zmq_pollitem_t] = []
+        for s in sockets { items.append(zmq_pollitem_t(socket: try s.live("zmq_poll"), fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)) }
+        for fd in fds { items.append(zmq_pollitem_t(socket: nil, fd: fd, events: Int16(ZMQ_POLLIN), revents: 0)) }
+        let ms: Int = timeout < 0 ? -1 : Int((timeout * 1000).rounded(.up))
+        while true {
+            let rc = zmq_poll(&items, Int32(items.count), ms)
+            if rc < 0 {
+                if zmq_errno() == EINTR { continue }
+                throw ZMQError.last("zmq_poll")
+            }
+            return items.map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
+        }
     }
 
     /// Linger in milliseconds (-1: forever, 0: drop pending messages on close).

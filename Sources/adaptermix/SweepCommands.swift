@@ -388,6 +388,12 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(name: .customLong("endpoint-file"), help: ArgumentHelp("Write the bound endpoint to FILE (for workers to read).", valueName: "FILE"))
     var endpointFile: String?
 
+    @Option(help: ArgumentHelp("CURVE: DIR/coordinator.key and the allowed workers' public keys in DIR/authorized/*.pub ('adaptermix keys generate'). All traffic is encrypted; unlisted workers are refused.", valueName: "DIR"))
+    var curve: String?
+
+    @Flag(help: "Allow binding a non-loopback address without --curve (plaintext, unauthenticated: only on a network you trust).")
+    var insecure = false
+
     @Option(help: "table or json.")
     var format: String = "table"
 
@@ -396,20 +402,25 @@ struct CoordinatorCommand: ParsableCommand {
         guard bind.hasPrefix("tcp://") || bind.hasPrefix("ipc://") || bind.hasPrefix("inproc://") else {
             throw ValidationError("--bind must be a ZeroMQ endpoint such as tcp://127.0.0.1:5555")
         }
+        if curve == nil && !insecure && !isLoopbackEndpoint(bind) {
+            throw ValidationError("--bind \(bind) listens beyond this machine: give --curve DIR (keys from 'adaptermix keys generate') so only your workers get in and traffic is encrypted, or --insecure to accept anyone on that network in plaintext")
+        }
     }
 
     func run() throws {
         try reportingErrors {
             let log = stderrLogger("[coordinator]")
+            var settings = plan.settings
+            if let curve { settings.curve = try CurveServer(directory: URL(fileURLWithPath: curve)) }
             let sweepPlan = try plan.makePlan(log: log)
             let journal = try openJournal(self.journal, plan: sweepPlan, resume: resume)
-            let coordinator = try Coordinator(plan: sweepPlan, journal: journal, settings: plan.settings, log: log)
+            let coordinator = try Coordinator(plan: sweepPlan, journal: journal, settings: settings, log: log)
             let signals = onTerminationSignals { coordinator.requestStop() }
             defer { signals.forEach { $0.cancel() } }
             let summary: CoordinatorSummary
             do {
                 summary = try coordinator.run(bind: bind) { endpoint in
-                    log("listening on \(endpoint) · sweep \(journal.sweepID) · plan \(sweepPlan.hash)")
+                    log("listening on \(endpoint)\(settings.curve == nil ? "" : " (CURVE, \(settings.curve!.authorized().count) authorized worker key(s))") · sweep \(journal.sweepID) · plan \(sweepPlan.hash)")
                     if let endpointFile {
                         try? (endpoint + "\n").write(toFile: endpointFile, atomically: true, encoding: .utf8)
                     }
@@ -461,6 +472,12 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("give-up"), help: "Exit when no coordinator has answered for this many seconds.")
     var giveUp: Double = 600
 
+    @Option(name: .customLong("curve-key"), help: ArgumentHelp("CURVE: this worker's key pair (a .key file from 'adaptermix keys generate').", valueName: "FILE"))
+    var curveKey: String?
+
+    @Option(name: .customLong("server-key"), help: ArgumentHelp("CURVE: the coordinator's public key (coordinator.pub).", valueName: "FILE"))
+    var serverKey: String?
+
     @Option(name: .customLong("delay-ms"), help: .hidden)
     var delayMs: Double = 0
 
@@ -469,6 +486,7 @@ struct WorkerCommand: ParsableCommand {
         guard (0...64).contains(prefetch) else { throw ValidationError("--prefetch must be 0…64") }
         if let planHash, PlanHash(hex: planHash) == nil { throw ValidationError("--plan-hash must be 64 hex digits") }
         guard giveUp > 0 else { throw ValidationError("--give-up must be positive") }
+        guard (curveKey == nil) == (serverKey == nil) else { throw ValidationError("CURVE needs both --curve-key and --server-key") }
     }
 
     func run() throws {
@@ -479,6 +497,11 @@ struct WorkerCommand: ParsableCommand {
         settings.planHash = planHash.flatMap { PlanHash(hex: $0) }
         settings.giveUpAfter = giveUp
         settings.delayPerShard = delayMs / 1000
+        if let curveKey, let serverKey {
+            do {
+                settings.curve = try CurveClient(keyFile: URL(fileURLWithPath: curveKey), serverKeyFile: URL(fileURLWithPath: serverKey))
+            } catch { throw CLIError("\(error)") }
+        }
         let threads = self.threads
         let worker = Worker(endpoint: connect, settings: settings, log: log) { welcome in
             if welcome.artifacts.evaluator == "noop" { return NoopEvaluator() }
@@ -555,6 +578,60 @@ struct StatusCommand: ParsableCommand {
                          c.done, c.total, 100 * Double(c.done) / Double(max(c.total, 1)), c.failed, c.pending + c.running, c.duplicatesDropped))
             print("")
             print(renderTable(try AggregateTable(journal: j), conditions: conditions.isEmpty ? [.clean] : Array(conditions)), terminator: "")
+        }
+    }
+}
+
+// MARK: - keys
+
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys",
+        abstract: "CURVE key pairs for the coordinator and its workers.",
+        subcommands: [KeysGenerate.self])
+}
+
+struct KeysGenerate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Write CURVE key pairs: a coordinator's and its workers' (or one named pair).",
+        discussion: """
+            Without --name: DIR/coordinator.key (secret, mode 600) and DIR/coordinator.pub, and for each worker             DIR/workers/worker-I.key (give it to that worker) and DIR/authorized/worker-I.pub (the coordinator's             allowlist). Run 'adaptermix coordinator --curve DIR' and 'adaptermix worker --curve-key             DIR/workers/worker-I.key --server-key DIR/coordinator.pub'. With --name NAME: one pair NAME.key /             NAME.pub in DIR (copy NAME.pub into the coordinator's authorized/ folder to admit it; no restart needed).
+            """)
+
+    @Option(help: ArgumentHelp("Output folder.", valueName: "DIR"))
+    var out: String
+
+    @Option(help: "Worker key pairs to make (without --name).")
+    var workers: Int = 1
+
+    @Option(help: "Make one key pair with this name instead.")
+    var name: String?
+
+    func validate() throws {
+        guard (0...10_000).contains(workers) else { throw ValidationError("--workers must be 0…10000") }
+        if let name, name.isEmpty || name.contains("/") { throw ValidationError("--name must be a plain file name") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let dir = URL(fileURLWithPath: out)
+            if let name {
+                try CurveKeyPair.generate().write(to: dir, name: name)
+                print("wrote \(dir.appendingPathComponent(name + ".key").path) and \(name).pub")
+                return
+            }
+            try CurveKeyPair.generate().write(to: dir, name: "coordinator")
+            let authorized = dir.appendingPathComponent("authorized"), workerDir = dir.appendingPathComponent("workers")
+            try FileManager.default.createDirectory(at: authorized, withIntermediateDirectories: true)
+            for i in stride(from: 1, through: workers, by: 1) {
+                let pair = try CurveKeyPair.generate()
+                try pair.write(to: workerDir, name: "worker-\(i)")
+                // The allowlist holds the public key only.
+                try FileManager.default.moveItem(at: workerDir.appendingPathComponent("worker-\(i).pub"),
+                                                  to: authorized.appendingPathComponent("worker-\(i).pub"))
+            }
+            print("wrote \(dir.path)/coordinator.key, coordinator.pub, \(workers) worker key(s) in workers/ and their public keys in authorized/")
         }
     }
 }

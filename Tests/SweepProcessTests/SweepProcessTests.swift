@@ -542,3 +542,59 @@ final class SweepProcessTests: XCTestCase {
                       && text.contains("aggregates equal"), text)
     }
 }
+
+/// CURVE on loopback: the coordinator on 127.0.0.2 stands in for a head node.
+final class CurveProcessTests: XCTestCase {
+    func testListedKeyAcceptedUnknownKeyAndPlaintextRefusedWithoutHanging() throws {
+        let keys = Fixture.dir.appendingPathComponent("curve-keys")
+        try? FileManager.default.removeItem(at: keys)
+        let g = try Fixture.run(["keys", "generate", "--out", keys.path, "--workers", "1"])
+        XCTAssertEqual(g.status, 0, g.stderr)
+        let s = try Fixture.run(["keys", "generate", "--out", keys.appendingPathComponent("extra").path, "--name", "stranger"])
+        XCTAssertEqual(s.status, 0, s.stderr)
+        let config = Fixture.dir.appendingPathComponent("curve.yaml")
+        try "base_model: x\ndomains: [sms-spam, election-tweets, rotten-tomatoes]\nadapters: {method: pfeiffer, dir: /nonexistent}\nshard_size: 2\n"
+            .write(to: config, atomically: true, encoding: .utf8)
+        let endpointFile = Fixture.dir.appendingPathComponent("curve-endpoint")
+        let log = Fixture.dir.appendingPathComponent("curve-coordinator.log")
+        let coordinator = try Fixture.spawn(["coordinator", "--config", config.path, "--evaluator", "noop",
+                                             "--journal", Fixture.dir.appendingPathComponent("curve.sqlite").path,
+                                             "--bind", "tcp://127.0.0.2:*", "--endpoint-file", endpointFile.path,
+                                             "--curve", keys.path, "--heartbeat-interval", "0.2"], log: log)
+        defer { if coordinator.isRunning { coordinator.terminate() } }
+        try Fixture.waitUntil(60, "the coordinator to bind") { FileManager.default.fileExists(atPath: endpointFile.path) }
+        let endpoint = Fixture.text(of: endpointFile).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(endpoint.hasPrefix("tcp://127.0.0.2:"), endpoint)
+        let server = keys.appendingPathComponent("coordinator.pub").path
+
+        // An unknown key: refused at the handshake, the worker says so and exits (no retry loop).
+        let start = Date()
+        let unknown = try Fixture.run(["worker", "--connect", endpoint, "--curve-key", keys.appendingPathComponent("extra/stranger.key").path,
+                                       "--server-key", server, "--give-up", "60"], timeout: 60)
+        XCTAssertEqual(unknown.status, 1, unknown.stderr)
+        XCTAssertTrue(unknown.stderr.contains("refused this worker's CURVE key") && unknown.stderr.contains("authorized"), unknown.stderr)
+        // A plaintext worker: the mechanisms differ.
+        let plain = try Fixture.run(["worker", "--connect", endpoint, "--give-up", "60"], timeout: 60)
+        XCTAssertEqual(plain.status, 1, plain.stderr)
+        XCTAssertTrue(plain.stderr.contains("different security mechanisms") && plain.stderr.contains("--curve-key"), plain.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 30, "refusals are immediate, not a timeout")
+
+        // The listed worker does the sweep.
+        let ok = try Fixture.run(["worker", "--connect", endpoint, "--curve-key", keys.appendingPathComponent("workers/worker-1.key").path,
+                                  "--server-key", server, "--give-up", "60"], timeout: 120)
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        try Fixture.finish(coordinator, log: log)
+        XCTAssertEqual(coordinator.terminationStatus, 0, Fixture.text(of: log))
+        let text = Fixture.text(of: log)
+        XCTAssertTrue(text.contains("refused a CURVE handshake") && text.contains("is not in"), text)
+        // The plaintext attempt shows as a failed handshake too (which side notices the mismatch
+        // first varies: "different security mechanisms" or a broken pipe).
+        XCTAssertGreaterThanOrEqual(text.components(separatedBy: "failed its handshake").count - 1, 2, text)
+
+        // A non-loopback bind needs --curve or --insecure (checked before anything binds).
+        let open = try Fixture.run(["coordinator", "--config", config.path, "--evaluator", "noop", "--journal",
+                                    Fixture.dir.appendingPathComponent("open.sqlite").path, "--bind", "tcp://0.0.0.0:7"])
+        XCTAssertNotEqual(open.status, 0)
+        XCTAssertTrue(open.stderr.contains("--insecure") && open.stderr.contains("--curve"), open.stderr)
+    }
+}
