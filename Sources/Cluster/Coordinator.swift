@@ -15,6 +15,9 @@ public struct CoordinatorSettings: Sendable {
     public var progressInterval: Double = 10
     /// CURVE: the coordinator's key pair and its allowlist of worker keys (nil: plaintext).
     public var curve: CurveServer?
+    /// Called every `progressInterval` seconds instead of the progress log line (e.g. to draw a
+    /// progress bar on a terminal).
+    public var onProgress: (@Sendable (ProgressSnapshot) -> Void)?
 
     /// Results and dispatches are written to the journal at least this often (seconds). A kill
     /// loses at most this much of recorded work, which is then simply evaluated again.
@@ -23,6 +26,24 @@ public struct CoordinatorSettings: Sendable {
     public static let flushBatch = 1024
 
     public init() {}
+}
+
+/// Where a running sweep stands.
+public struct ProgressSnapshot: Sendable, Equatable {
+    public var done: Int
+    public var total: Int
+    public var failed: Int
+    /// Items recorded per second by this run.
+    public var rate: Double
+    /// Seconds left at that rate (nil before the first result).
+    public var eta: Double?
+    public var liveWorkers: Int
+
+    /// `progress: 1200 / 53248 items (2.3%) · 310.2 items/s · ETA 2:48 · 4 worker(s) · 0 failed`
+    public var line: String {
+        String(format: "%d / %d items (%.1f%%) · %.1f items/s · ETA %@ · %d worker(s) · %d failed",
+               done, total, 100 * Double(done) / Double(max(total, 1)), rate, eta.map(formatDuration) ?? "?", liveWorkers, failed)
+    }
 }
 
 /// What a coordinator run did.
@@ -96,7 +117,7 @@ public final class Coordinator: Sendable {
         try socket.bind(endpoint)
         let bound = try socket.lastEndpoint()
         onBound(bound)
-        var loop = try Loop(coordinator: self, socket: socket)
+        var loop = try Loop(coordinator: self, socket: socket, endpoint: bound)
         let summary = try loop.run()
         // Give the byes a moment to leave before the socket closes.
         try? socket.setLinger(500)
@@ -117,6 +138,9 @@ private struct Loop {
     let dispatcher: Dispatcher
     let items: [String: WorkItem]
     let started: Double
+    let endpoint: String
+    let startedWall = Date().timeIntervalSince1970
+    var lastNote = -Double.infinity
     var aggregator = IncrementalAggregator()
 
     /// Peer hex id → its routing identity and name.
@@ -144,9 +168,10 @@ private struct Loop {
     var timing = ShardTiming()
     var busy = 0.0
 
-    init(coordinator: Coordinator, socket: ZMQSocket) throws {
+    init(coordinator: Coordinator, socket: ZMQSocket, endpoint: String) throws {
         self.coordinator = coordinator
         self.socket = socket
+        self.endpoint = endpoint
         let plan = coordinator.plan
         let journal = coordinator.journal
         let todo = try journal.unrecordedKeys()
@@ -194,6 +219,8 @@ private struct Loop {
         }
         try flush()
         let finished = dispatcher.isFinished
+        try? coordinator.journal.noteCoordinator(pid: Int(getpid()), endpoint: endpoint, startedAt: startedWall,
+                                                 liveWorkers: dispatcher.liveWorkers.count, finished: finished)
         let bye = Bye(reason: finished ? "sweep finished" : "coordinator stopping (run it again with the same journal to resume)",
                       finished: finished)
         for (_, peer) in peers { send(peer.identity, .bye(bye)) }
@@ -339,6 +366,11 @@ private struct Loop {
 
     mutating func flush() throws {
         lastFlush = monotonicSeconds()
+        if lastFlush - lastNote >= 2 {
+            lastNote = lastFlush
+            try coordinator.journal.noteCoordinator(pid: Int(getpid()), endpoint: endpoint, startedAt: startedWall,
+                                                    liveWorkers: dispatcher.liveWorkers.count, finished: false)
+        }
         guard !running.isEmpty || !results.isEmpty || !failed.isEmpty else { return }
         let outcome = try coordinator.journal.commit(running: running, results: results, failed: failed)
         let byKey = Dictionary(results.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
@@ -358,10 +390,13 @@ private struct Loop {
         let elapsed = now - started
         let rate = Double(recordedThisRun) / max(elapsed, 1e-9)
         let left = total - done - dispatcher.failedCount
-        let eta = rate > 0 ? formatDuration(Double(left) / rate) : "?"
-        coordinator.log(String(format: "progress: %d / %d items (%.1f%%) · %.1f items/s · ETA %@ · %d worker(s) · %d failed",
-                               done, total, 100 * Double(done) / Double(max(total, 1)), rate, eta,
-                               dispatcher.liveWorkers.count, dispatcher.failedCount))
+        let snapshot = ProgressSnapshot(done: done, total: total, failed: dispatcher.failedCount, rate: rate,
+                                        eta: rate > 0 ? Double(left) / rate : nil, liveWorkers: dispatcher.liveWorkers.count)
+        if let show = coordinator.settings.onProgress {
+            show(snapshot)
+        } else {
+            coordinator.log("progress: " + snapshot.line)
+        }
         nextProgress = now + coordinator.settings.progressInterval
     }
 }

@@ -116,6 +116,20 @@ public struct JournalCounts: Sendable, Equatable, Codable {
     public var resultRows = 0
 }
 
+/// What `Journal.progress` reads.
+public struct JournalProgress: Sendable, Equatable {
+    public var coordinatorPID: Int?
+    public var endpoint: String?
+    public var liveWorkers: Int?
+    public var secondsSinceCoordinatorNote: Double?
+    public var coordinatorFinished: Bool?
+    public var runStartedAt: Double?
+    /// Items recorded per second over the window (0 when fewer than two).
+    public var rate: Double = 0
+
+    public init() {}
+}
+
 public enum JournalError: Error, CustomStringConvertible, Equatable {
     case planHashMismatch(path: String, journal: String, plan: String)
     case notAJournal(path: String, reason: String)
@@ -195,9 +209,22 @@ public final class Journal: Sendable {
                     weights_changing_direction REAL,
                     worker TEXT NOT NULL,
                     attempt INTEGER NOT NULL,
-                    duration REAL NOT NULL
+                    duration REAL NOT NULL,
+                    recorded_at REAL
+                );
+                CREATE TABLE IF NOT EXISTS coordinator (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    pid INTEGER NOT NULL,
+                    endpoint TEXT NOT NULL,
+                    started_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    live_workers INTEGER NOT NULL,
+                    finished INTEGER NOT NULL DEFAULT 0
                 );
                 """)
+            // Journals written before `recorded_at` existed get the column (their rows stay null).
+            let columns = try Row.fetchAll(db, sql: "PRAGMA table_info(results)").map { $0["name"] as String }
+            if !columns.contains("recorded_at") { try db.execute(sql: "ALTER TABLE results ADD COLUMN recorded_at REAL") }
         }
         return pool
     }
@@ -327,16 +354,17 @@ public final class Journal: Sendable {
 
     private static func record(_ db: Database, _ results: [ItemResult]) throws -> RecordOutcome {
             var out = RecordOutcome()
+            let now = Date().timeIntervalSince1970
             // One statement per result on the common path: the insert only happens for a planned key.
             let insert = try db.makeStatement(sql: """
-                INSERT OR IGNORE INTO results (key, n, correct, bits, mean_fsd, weights_changing_direction, worker, attempt, duration)
-                SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM items WHERE key = ?)
+                INSERT OR IGNORE INTO results (key, n, correct, bits, mean_fsd, weights_changing_direction, worker, attempt, duration, recorded_at)
+                SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM items WHERE key = ?)
                 """)
             let done = try db.makeStatement(sql: "UPDATE items SET state = 'done', reason = NULL WHERE key = ?")
             let exists = try db.makeStatement(sql: "SELECT 1 FROM items WHERE key = ?")
             for r in results {
                 try insert.execute(arguments: [r.key, r.n, r.correct, r.bits.bytes, r.meanFSD, r.weightsChangingDirection,
-                                               r.worker, r.attempt, r.duration, r.key])
+                                               r.worker, r.attempt, r.duration, now, r.key])
                 if db.changesCount == 1 {
                     try done.execute(arguments: [r.key])
                     out.recorded += 1
@@ -399,6 +427,44 @@ public final class Journal: Sendable {
             try Row.fetchOne(db, sql: """
                 SELECT r.*, i.target, i.k, i.condition FROM results r JOIN items i ON i.key = r.key WHERE r.key = ?
                 """, arguments: [key]).map(Self.stored)
+        }
+    }
+
+    /// What the running (or last) coordinator wrote about itself: refreshed with every journal write
+    /// and at least every few seconds, so `status` can tell a live sweep from a stopped one.
+    public func noteCoordinator(pid: Int, endpoint: String, startedAt: Double, liveWorkers: Int, finished: Bool) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO coordinator (id, pid, endpoint, started_at, updated_at, live_workers, finished) VALUES (1, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET pid = excluded.pid, endpoint = excluded.endpoint, started_at = excluded.started_at,
+                    updated_at = excluded.updated_at, live_workers = excluded.live_workers, finished = excluded.finished
+                """, arguments: [pid, endpoint, startedAt, Date().timeIntervalSince1970, liveWorkers, finished ? 1 : 0])
+        }
+    }
+
+    /// Progress as the journal knows it: the coordinator's last note and the recording rate over
+    /// the last `window` seconds.
+    public func progress(window: Double = 60) throws -> JournalProgress {
+        try pool.read { db in
+            var p = JournalProgress()
+            let now = Date().timeIntervalSince1970
+            if let row = try Row.fetchOne(db, sql: "SELECT * FROM coordinator WHERE id = 1") {
+                p.coordinatorPID = row["pid"]
+                p.endpoint = row["endpoint"]
+                p.liveWorkers = row["live_workers"]
+                p.secondsSinceCoordinatorNote = now - (row["updated_at"] as Double)
+                p.coordinatorFinished = (row["finished"] as Int) != 0
+                p.runStartedAt = row["started_at"]
+            }
+            let since = now - window
+            let recent = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM results WHERE recorded_at >= ?", arguments: [since]) ?? 0
+            if let first = try Double.fetchOne(db, sql: "SELECT MIN(recorded_at) FROM results WHERE recorded_at >= ?", arguments: [since]),
+               recent > 1 {
+                p.rate = Double(recent) / max(now - min(first, now), 1e-3)
+            } else {
+                p.rate = 0
+            }
+            return p
         }
     }
 

@@ -51,6 +51,17 @@ struct SweepPlanOptions: ParsableArguments {
         return s
     }
 
+    /// The settings with a progress bar when standard error is a terminal (redrawn twice a second),
+    /// periodic log lines otherwise.
+    func settings(bar: TerminalProgress?) -> CoordinatorSettings {
+        var s = settings
+        if let bar, progressInterval > 0 {
+            s.progressInterval = 0.5
+            s.onProgress = { bar.draw($0) }
+        }
+        return s
+    }
+
     /// Reads the config, checks domains and artifacts (training missing adapters when the config
     /// says how), hashes everything and makes the plan. Nothing starts before this succeeds.
     func makePlan(log: (String) -> Void) throws -> SweepPlan {
@@ -117,12 +128,44 @@ func openJournal(_ path: String, plan: SweepPlan, resume: Bool) throws -> Journa
     }
 }
 
-/// One line per message on standard error, with a prefix and a wall-clock time.
-func stderrLogger(_ prefix: String) -> @Sendable (String) -> Void {
+/// One line per message on standard error, with a prefix and a wall-clock time. On a terminal a
+/// progress bar stays on the last line (`TerminalProgress`); log lines print above it.
+func stderrLogger(_ prefix: String, bar: TerminalProgress? = nil) -> @Sendable (String) -> Void {
     { line in
         let f = DateFormatter()
         f.dateFormat = "HH:mm:ss"
-        FileHandle.standardError.write(Data("\(f.string(from: Date())) \(prefix) \(line)\n".utf8))
+        let text = "\(f.string(from: Date())) \(prefix) \(line)"
+        if let bar { bar.log(text) } else { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+    }
+}
+
+/// A progress bar on standard error when it is a terminal: items done / total, rate, ETA, live
+/// workers and failures, redrawn in place.
+final class TerminalProgress: @unchecked Sendable {  // guarded by `lock`
+    private let lock = NSLock()
+    private var last = ""
+
+    /// nil unless standard error is a terminal.
+    static func ifTerminal() -> TerminalProgress? { isatty(2) != 0 ? TerminalProgress() : nil }
+
+    func draw(_ p: ProgressSnapshot) {
+        let width = 30
+        let filled = p.total > 0 ? min(width, width * p.done / p.total) : 0
+        let bar = "[" + String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled) + "] " + p.line
+        lock.lock(); defer { lock.unlock() }
+        last = bar
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + bar).utf8))
+    }
+
+    func log(_ line: String) {
+        lock.lock(); defer { lock.unlock() }
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + line + "\n" + last).utf8))
+    }
+
+    func finish() {
+        lock.lock(); defer { lock.unlock() }
+        if !last.isEmpty { FileHandle.standardError.write(Data("\n".utf8)) }
+        last = ""
     }
 }
 
@@ -233,11 +276,12 @@ struct SweepCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let log = stderrLogger("[coordinator]")
+            let bar = TerminalProgress.ifTerminal()
+            let log = stderrLogger("[coordinator]", bar: bar)
             let sweepPlan = try plan.makePlan(log: log)
             let path = journal ?? "out/sweeps/\(((plan.config as NSString).lastPathComponent as NSString).deletingPathExtension).sqlite"
             let journal = try openJournal(path, plan: sweepPlan, resume: false)
-            let coordinator = try Coordinator(plan: sweepPlan, journal: journal, settings: plan.settings, log: log)
+            let coordinator = try Coordinator(plan: sweepPlan, journal: journal, settings: plan.settings(bar: bar), log: log)
             let perWorker = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / workers)
             log("journal \(path)")
 
@@ -263,6 +307,7 @@ struct SweepCommand: ParsableCommand {
             try fleet.start()
             while finished.wait(timeout: .now() + 0.2) == .timedOut { fleet.superviseOnce() }
             fleet.finish()
+            bar?.finish()
             let summary = try outcome.get()
             if format == "json" {
                 print(try statusJSON(journal: journal))
@@ -409,8 +454,9 @@ struct CoordinatorCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let log = stderrLogger("[coordinator]")
-            var settings = plan.settings
+            let bar = TerminalProgress.ifTerminal()
+            let log = stderrLogger("[coordinator]", bar: bar)
+            var settings = plan.settings(bar: bar)
             if let curve { settings.curve = try CurveServer(directory: URL(fileURLWithPath: curve)) }
             let sweepPlan = try plan.makePlan(log: log)
             let journal = try openJournal(self.journal, plan: sweepPlan, resume: resume)
@@ -428,6 +474,7 @@ struct CoordinatorCommand: ParsableCommand {
             } catch let e as ZMQError {
                 throw CLIError("\(e) — is another process bound to \(bind)?")
             }
+            bar?.finish()
             if format == "json" {
                 print(try statusJSON(journal: journal))
             } else {
@@ -535,6 +582,7 @@ struct WorkerCommand: ParsableCommand {
 /// `{"total", "done", "failed", …, "aggregates": [{"target", "k", "condition", "count", "mean", "variance", "std", "min", "max"}]}`
 func statusJSON(journal: Journal) throws -> String {
     let c = try journal.counts()
+    let p = try journal.progress()
     let table = try AggregateTable(journal: journal)
     let aggregates: [[String: Any]] = table.sortedKeys.map { key in
         let s = table.cells[key]!
@@ -543,7 +591,13 @@ func statusJSON(journal: Journal) throws -> String {
     }
     let object: [String: Any] = ["sweep_id": journal.sweepID, "plan_hash": journal.planHash, "total": c.total, "done": c.done,
                                  "failed": c.failed, "pending": c.pending + c.running, "duplicates_dropped": c.duplicatesDropped,
-                                 "results": c.resultRows,
+                                 "results": c.resultRows, "rate": p.rate,
+                                 "eta_seconds": p.rate > 0 ? Double(c.total - c.done - c.failed) / p.rate as Any : NSNull(),
+                                 "live_workers": p.liveWorkers.map { $0 as Any } ?? NSNull(),
+                                 "coordinator": p.coordinatorPID.map { pid -> Any in
+                                     ["pid": pid, "endpoint": p.endpoint ?? "", "seconds_since_seen": p.secondsSinceCoordinatorNote ?? 0,
+                                      "finished": p.coordinatorFinished ?? false]
+                                 } ?? NSNull(),
                                  "aggregates": aggregates]
     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     return String(decoding: data, as: UTF8.self)
@@ -572,10 +626,18 @@ struct StatusCommand: ParsableCommand {
                 return
             }
             let c = try j.counts()
+            let p = try j.progress()
             let conditions = Set(try j.results().map(\.condition))
             print("sweep \(j.sweepID) · plan \(j.planHash)")
+            let left = c.total - c.done - c.failed
             print(String(format: "%d / %d items recorded (%.1f%%), %d failed, %d to do, %d duplicate results dropped",
                          c.done, c.total, 100 * Double(c.done) / Double(max(c.total, 1)), c.failed, c.pending + c.running, c.duplicatesDropped))
+            if let pid = p.coordinatorPID, let seen = p.secondsSinceCoordinatorNote {
+                let state = p.coordinatorFinished == true ? "finished" : seen < 10 ? "running" : "not heard from (stopped or killed?)"
+                print(String(format: "coordinator pid %d at %@: %@, last note %.0f s ago, %d live worker(s) · %.1f items/s over the last minute · ETA %@",
+                             pid, p.endpoint ?? "?", state, seen, p.liveWorkers ?? 0, p.rate,
+                             p.rate > 0 && left > 0 ? formatDuration(Double(left) / p.rate) : (left == 0 ? "done" : "?")))
+            }
             print("")
             print(renderTable(try AggregateTable(journal: j), conditions: conditions.isEmpty ? [.clean] : Array(conditions)), terminator: "")
         }

@@ -243,6 +243,13 @@ final class SweepProcessTests: XCTestCase {
         XCTAssertEqual(obj["total"] as? Int, 24)
         XCTAssertEqual(obj["done"] as? Int, 24)
         XCTAssertEqual(obj["failed"] as? Int, 0)
+        XCTAssertEqual(obj["results"] as? Int, 24)
+        // The coordinator's own note: finished, with the endpoint it served on 127.0.0.1.
+        let note = try XCTUnwrap(obj["coordinator"] as? [String: Any], s.stdout)
+        XCTAssertEqual(note["finished"] as? Bool, true)
+        XCTAssertTrue((note["endpoint"] as? String ?? "").hasPrefix("tcp://127.0.0.1:"))
+        let text = try Fixture.run(["status", "--journal", journal])
+        XCTAssertTrue(text.stdout.contains("24 / 24 items recorded") && text.stdout.contains("finished"), text.stdout)
         let aggregates = obj["aggregates"] as! [[String: Any]]
         XCTAssertEqual(aggregates.count, 3 * 3 * 2)
         let cell = aggregates.first { $0["target"] as? String == "sms-spam" && $0["k"] as? Int == 2 && $0["condition"] as? String == "clean" }!
