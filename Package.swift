@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "Encoder", dependencies: ["Tensor"]),
         .target(name: "Adapters", dependencies: ["Encoder", "Tensor", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Datasets", dependencies: ["CZlib", .product(name: "Yams", package: "Yams")]),
-        .target(name: "Cluster", dependencies: ["CZeroMQ", "Sweep"]),
+        .target(name: "Cluster", dependencies: ["CZeroMQ", "Sweep", "Datasets"]),
         .target(
             name: "Sweep",
             dependencies: [

@@ -102,7 +102,7 @@ public final class Coordinator: Sendable {
     /// Binds `endpoint` (e.g. `tcp://127.0.0.1:5555`, or `:*` for any free port), calls `onBound`
     /// with the endpoint actually bound, and runs until every item is recorded or failed, or
     /// `requestStop` is called. Blocks the calling thread, which owns the socket.
-    public func run(bind endpoint: String, onBound: (String) -> Void = { _ in }) throws -> CoordinatorSummary {
+    public func run(bind endpoint: String, assets: AssetServer? = nil, onBound: (String) -> Void = { _ in }) throws -> CoordinatorSummary {
         let context = try ZMQContext()
         // The ZAP handler must be bound before a CURVE socket accepts connections.
         let zap = try settings.curve.map { try ZAPHandler(context: context, server: $0, log: logger) }
@@ -117,7 +117,7 @@ public final class Coordinator: Sendable {
         try socket.bind(endpoint)
         let bound = try socket.lastEndpoint()
         onBound(bound)
-        var loop = try Loop(coordinator: self, socket: socket, endpoint: bound)
+        var loop = try Loop(coordinator: self, socket: socket, endpoint: bound, assets: assets)
         let summary = try loop.run()
         // Give the byes a moment to leave before the socket closes.
         try? socket.setLinger(500)
@@ -139,6 +139,7 @@ private struct Loop {
     let items: [String: WorkItem]
     let started: Double
     let endpoint: String
+    let assets: AssetServer?
     let startedWall = Date().timeIntervalSince1970
     var lastNote = -Double.infinity
     var aggregator = IncrementalAggregator()
@@ -168,10 +169,11 @@ private struct Loop {
     var timing = ShardTiming()
     var busy = 0.0
 
-    init(coordinator: Coordinator, socket: ZMQSocket, endpoint: String) throws {
+    init(coordinator: Coordinator, socket: ZMQSocket, endpoint: String, assets: AssetServer?) throws {
         self.coordinator = coordinator
         self.socket = socket
         self.endpoint = endpoint
+        self.assets = assets
         let plan = coordinator.plan
         let journal = coordinator.journal
         let todo = try journal.unrecordedKeys()
@@ -288,7 +290,16 @@ private struct Loop {
             case .refuse(let refusal):
                 workerLeft(id, reason: "worker \(peers[id]?.name ?? id) quit: \(refusal.reason)")
                 peers[id] = nil
-            case .work, .welcome:
+            case .fetch(let request):
+                if dispatcher.knows(id) { _ = dispatcher.heartbeat(id) }
+                let chunk = assets?.chunk(request)
+                    ?? BlobChunk(sha256: request.sha256, offset: request.offset, total: 0, data: Data(),
+                                 error: "this coordinator serves no artifacts (it runs the no-op evaluator)")
+                if let error = chunk.error, request.offset == 0 {
+                    coordinator.log("cannot send artifact \(request.sha256.prefix(16)) to \(peers[id]?.name ?? id): \(error)")
+                }
+                send(identity, .blob(chunk))
+            case .work, .welcome, .blob:
                 coordinator.log("ignored a \(message.kind) message from \(id): only a coordinator sends those")
             }
         }

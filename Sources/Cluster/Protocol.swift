@@ -46,6 +46,10 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case bye = 7
     /// coordinator → worker: the answer to hello (the sweep's config, artifacts and heartbeat settings).
     case welcome = 8
+    /// worker → coordinator: send me bytes of the artifact with this SHA-256.
+    case fetch = 9
+    /// coordinator → worker: a chunk of an artifact.
+    case blob = 10
 
     public var description: String {
         switch self {
@@ -57,6 +61,8 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .refuse: return "refuse"
         case .bye: return "bye"
         case .welcome: return "welcome"
+        case .fetch: return "fetch"
+        case .blob: return "blob"
         }
     }
 
@@ -277,6 +283,38 @@ public struct Welcome: Codable, Equatable, Sendable {
     }
 }
 
+/// worker → coordinator: `length` bytes from `offset` of the artifact whose SHA-256 is `sha256`.
+public struct FetchRequest: Codable, Equatable, Sendable {
+    public var sha256: String
+    public var offset: Int
+    public var length: Int
+    public init(sha256: String, offset: Int, length: Int) {
+        self.sha256 = sha256
+        self.offset = offset
+        self.length = length
+    }
+}
+
+/// coordinator → worker: bytes `offset ..< offset + data.count` of an artifact of `total` bytes, or
+/// why it cannot be sent.
+public struct BlobChunk: Codable, Equatable, Sendable {
+    public var sha256: String
+    public var offset: Int
+    public var total: Int
+    public var data: Data
+    public var error: String?
+    public init(sha256: String, offset: Int, total: Int, data: Data, error: String? = nil) {
+        self.sha256 = sha256
+        self.offset = offset
+        self.total = total
+        self.data = data
+        self.error = error
+    }
+
+    /// The largest chunk a coordinator sends (base64 in JSON stays well under the payload limit).
+    public static let maxLength = 1 << 20
+}
+
 /// Why a peer is refused.
 public enum RefuseCode: String, Codable, Sendable {
     case protocolVersion = "protocol-version"
@@ -319,6 +357,8 @@ public enum Payload: Equatable, Sendable {
     case refuse(Refusal)
     case bye(Bye)
     case welcome(Welcome)
+    case fetch(FetchRequest)
+    case blob(BlobChunk)
 
     public var kind: MessageKind {
         switch self {
@@ -330,6 +370,8 @@ public enum Payload: Equatable, Sendable {
         case .refuse: return .refuse
         case .bye: return .bye
         case .welcome: return .welcome
+        case .fetch: return .fetch
+        case .blob: return .blob
         }
     }
 }
@@ -370,6 +412,8 @@ public struct WireMessage: Equatable, Sendable {
         case .refuse(let p): body = try Self.json(p)
         case .bye(let p): body = try Self.json(p)
         case .welcome(let p): body = try Self.json(p)
+        case .fetch(let p): body = try Self.json(p)
+        case .blob(let p): body = try Self.json(p)
         case .heartbeat(let seq):
             var b = Data(count: 8)
             for i in 0..<8 { b[i] = UInt8(truncatingIfNeeded: seq >> (8 * UInt64(7 - i))) }
@@ -469,6 +513,18 @@ public struct WireMessage: Equatable, Sendable {
                 throw WireError.badPayload(kind: kind, reason: "heartbeat interval must be > 0 and liveness ≥ 1")
             }
             payload = .welcome(w)
+        case .fetch:
+            let f: FetchRequest = try decodeJSON(body, kind)
+            guard f.sha256.count == 64, f.offset >= 0, (1...BlobChunk.maxLength).contains(f.length) else {
+                throw WireError.badPayload(kind: kind, reason: "need a 64-digit SHA-256, offset ≥ 0 and 1 ≤ length ≤ \(BlobChunk.maxLength)")
+            }
+            payload = .fetch(f)
+        case .blob:
+            let b: BlobChunk = try decodeJSON(body, kind)
+            guard b.offset >= 0, b.total >= 0, b.offset + b.data.count <= b.total else {
+                throw WireError.badPayload(kind: kind, reason: "chunk \(b.offset)+\(b.data.count) outside 0…\(b.total)")
+            }
+            payload = .blob(b)
         }
         return WireMessage(sweepId: sweepId, planHash: planHash, payload: payload)
     }

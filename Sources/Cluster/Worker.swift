@@ -53,8 +53,9 @@ public enum WorkerExit: Equatable, Sendable {
     case failed(String)
 }
 
-/// Builds the evaluator for a sweep from the coordinator's welcome (on the evaluation thread).
-public typealias EvaluatorFactory = @Sendable (Welcome) throws -> ShardEvaluator
+/// Builds the evaluator for a sweep from the coordinator's welcome (on the evaluation thread); the
+/// fetcher brings artifacts the worker lacks over the sweep's connection.
+public typealias EvaluatorFactory = @Sendable (Welcome, BlobFetcher) throws -> ShardEvaluator
 
 public final class Worker: Sendable {
     public let endpoint: String
@@ -132,6 +133,39 @@ private final class EvaluationBox: @unchecked Sendable {  // every field is guar
         while wakeRead >= 0, read(wakeRead, &buffer, buffer.count) > 0 {}
     }
 
+    // MARK: artifact transfers (evaluation thread asks, socket thread moves the bytes)
+
+    private var fetchRequests: [(sha: String, destination: URL)] = []
+    private var fetchResults: [String: String?] = [:]  // sha → nil (done) or the error
+
+    /// Blocks the evaluation thread until the socket thread has written the artifact to `destination`.
+    func fetch(sha256: String, to destination: URL) throws {
+        condition.lock()
+        fetchResults.removeValue(forKey: sha256)
+        fetchRequests.append((sha256, destination))
+        condition.unlock()
+        wake()
+        condition.lock(); defer { condition.unlock() }
+        while fetchResults[sha256] == nil && !closed { condition.wait() }
+        guard let outcome = fetchResults.removeValue(forKey: sha256) else {
+            throw SecurityError("the worker stopped while fetching \(sha256)")
+        }
+        if let error = outcome { throw SecurityError(error) }
+    }
+
+    func takeFetchRequests() -> [(sha: String, destination: URL)] {
+        condition.lock(); defer { condition.unlock() }
+        let out = fetchRequests
+        fetchRequests.removeAll()
+        return out
+    }
+
+    func finishFetch(_ sha256: String, error: String?) {
+        condition.lock(); defer { condition.unlock() }
+        fetchResults[sha256] = .some(error)
+        condition.broadcast()
+    }
+
     func requestSetup(_ welcome: Welcome) {
         condition.lock(); defer { condition.unlock() }
         if case .none = setup { setup = .requested(welcome); condition.broadcast() }
@@ -169,6 +203,7 @@ private final class EvaluationBox: @unchecked Sendable {  // every field is guar
 
     /// The evaluation thread's loop.
     func serve(factory: EvaluatorFactory, delay: Double) {
+        let fetcher = BoxFetcher(box: self)
         var evaluator: ShardEvaluator?
         while true {
             condition.lock()
@@ -180,7 +215,7 @@ private final class EvaluationBox: @unchecked Sendable {  // every field is guar
                 condition.unlock()
                 let state: SetupState
                 do {
-                    evaluator = try factory(welcome)
+                    evaluator = try factory(welcome, fetcher)
                     state = .ready
                 } catch {
                     state = .failed("\(error)")
@@ -214,6 +249,27 @@ private final class EvaluationBox: @unchecked Sendable {  // every field is guar
     }
 }
 
+/// Artifact fetches through the worker's connection.
+private struct BoxFetcher: BlobFetcher {
+    let box: EvaluationBox
+    func fetch(sha256: String, to destination: URL) throws { try box.fetch(sha256: sha256, to: destination) }
+}
+
+/// One artifact being received.
+private final class Transfer {
+    let sha: String
+    let destination: URL
+    let handle: FileHandle
+    var received = 0
+    var requested = 0
+    var total: Int?
+    init(sha: String, destination: URL, handle: FileHandle) {
+        self.sha = sha
+        self.destination = destination
+        self.handle = handle
+    }
+}
+
 /// The socket side of a worker run.
 private struct Session {
     let worker: Worker
@@ -242,6 +298,10 @@ private struct Session {
     var heartbeatSeq: UInt64 = 0
     var backoff: Double
     var setupReported = false
+    /// Artifact transfers in progress, by SHA-256.
+    var transfers: [String: Transfer] = [:]
+    /// Chunks asked for ahead of the ones received, per transfer.
+    static let fetchWindow = 4
 
     init(worker: Worker, box: EvaluationBox) throws {
         self.worker = worker
@@ -322,6 +382,8 @@ private struct Session {
                 send(.refuse(Refusal(code: .other, reason: "worker \(worker.settings.name) cannot evaluate this sweep: \(why)")))
                 return .failed(why)
             }
+            // Artifact transfers the evaluation thread asked for.
+            for request in box.takeFetchRequests() { startTransfer(request.sha, request.destination) }
             // Results, then more work.
             for result in box.takeResults() { send(.result(result)) }
             if welcomed, case .ready = box.setupState {
@@ -385,6 +447,11 @@ private struct Session {
             liveness = welcome.liveness
             welcomed = true
             asked = 0
+            // Chunks asked of a previous connection may be lost: ask again from what arrived.
+            for t in transfers.values {
+                t.requested = t.received
+                requestChunks(t)
+            }
             if first || { if case .none = box.setupState { return true } else { return false } }() {
                 worker.log("joined sweep \(message.sweepId) (plan \(message.planHash.hex.prefix(16)))")
             }
@@ -394,13 +461,72 @@ private struct Session {
             box.push(shard)
         case .heartbeat:
             break
+        case .blob(let chunk):
+            receive(chunk)
         case .bye(let bye):
             worker.log("coordinator says bye: \(bye.reason)")
             return bye.finished == false ? .stopped(bye.reason) : .finished(bye.reason)
-        case .hello, .ready, .result:
+        case .hello, .ready, .result, .fetch:
             worker.log("ignored a \(message.kind) message: only workers send those")
         }
         return nil
+    }
+
+    // MARK: artifact transfers
+
+    mutating func startTransfer(_ sha: String, _ destination: URL) {
+        let fm = FileManager.default
+        try? fm.removeItem(at: destination)
+        guard fm.createFile(atPath: destination.path, contents: nil), let handle = FileHandle(forWritingAtPath: destination.path) else {
+            box.finishFetch(sha, error: "\(destination.path): cannot write the artifact here")
+            return
+        }
+        let t = Transfer(sha: sha, destination: destination, handle: handle)
+        transfers[sha] = t
+        worker.log("fetching artifact \(sha.prefix(16)) from the coordinator")
+        requestChunks(t)
+    }
+
+    mutating func requestChunks(_ t: Transfer) {
+        guard welcomed else { return }
+        let size = BlobChunk.maxLength
+        while t.requested < t.received + Self.fetchWindow * size {
+            if let total = t.total, t.requested >= total { break }
+            send(.fetch(FetchRequest(sha256: t.sha, offset: t.requested, length: size)))
+            t.requested += size
+            if t.total == nil { break }  // learn the size from the first chunk before asking further
+        }
+    }
+
+    mutating func receive(_ chunk: BlobChunk) {
+        guard let t = transfers[chunk.sha256] else { return }
+        if let error = chunk.error {
+            finish(t, error: "the coordinator cannot send artifact \(chunk.sha256): \(error)")
+            return
+        }
+        guard chunk.offset == t.received else { return }  // a duplicate after a reconnect; the next one comes in order
+        t.total = chunk.total
+        do {
+            try t.handle.write(contentsOf: chunk.data)
+        } catch {
+            finish(t, error: "\(t.destination.path): cannot write (\(error.localizedDescription))")
+            return
+        }
+        t.received += chunk.data.count
+        if t.received >= chunk.total {
+            finish(t, error: nil)
+        } else if chunk.data.isEmpty {
+            finish(t, error: "the coordinator sent an empty chunk at \(t.received) of \(chunk.total) bytes")
+        } else {
+            requestChunks(t)
+        }
+    }
+
+    mutating func finish(_ t: Transfer, error: String?) {
+        try? t.handle.close()
+        transfers[t.sha] = nil
+        if error == nil { worker.log("fetched artifact \(t.sha.prefix(16)) (\(t.received) bytes)") }
+        box.finishFetch(t.sha, error: error)
     }
 
     mutating func send(_ payload: Payload) {

@@ -37,6 +37,9 @@ public final class MixtureEvaluator: ShardEvaluator {
     private var packs: [String: SignPack] = [:]
     /// FSD of two domains' adapters, by "a|b" with a < b.
     private var pairFSD: [String: Double] = [:]
+    /// When set, a target's labels and test examples come from here (e.g. the canonical test split
+    /// fetched from the coordinator) instead of the dataset catalog.
+    public var testSplitProvider: ((String) throws -> (labels: [String], examples: [Example]))?
 
     /// A target's test split, ready to run.
     struct TestSplit {
@@ -72,6 +75,13 @@ public final class MixtureEvaluator: ShardEvaluator {
         }
         guard baseHash == artifacts.baseModel else {
             throw EvaluatorError("\(weights): SHA-256 \(baseHash) but the coordinator's plan has \(artifacts.baseModel) — \(differs)")
+        }
+        for (name, expected) in artifacts.baseModelFiles.sorted(by: { $0.key < $1.key }) {
+            let path = (config.baseModel as NSString).appendingPathComponent(name)
+            let actual = try? ArtifactHashes.hashFile(path)
+            guard actual == expected else {
+                throw EvaluatorError("\(path): SHA-256 \(actual ?? "(unreadable)") but the coordinator's plan has \(expected) — \(differs)")
+            }
         }
         for d in config.sortedDomains {
             let folder = config.adapterFolder(for: d)
@@ -149,7 +159,14 @@ public final class MixtureEvaluator: ShardEvaluator {
     func testSplit(_ domain: String) throws -> TestSplit {
         if let s = splits[domain] { return s }
         let cap = config.testCap(for: domain)
-        let loaded = try catalog.load(domain, options: SplitOptions(seed: config.seed, maxTest: cap))
+        let loaded: (labels: [String], test: [Example])
+        if let testSplitProvider {
+            let provided = try testSplitProvider(domain)
+            loaded = (provided.labels, provided.examples)
+        } else {
+            let splits = try catalog.load(domain, options: SplitOptions(seed: config.seed, maxTest: cap))
+            loaded = (splits.labels, splits.test)
+        }
         let hash = ArtifactHashes.testSplitHash(loaded.test, labels: loaded.labels)
         guard let expected = artifacts.testSplits[domain] else {
             throw EvaluatorError("domain \(domain): the coordinator's plan records no test split hash for it — make the plan with ArtifactHashes.compute(for:catalog:)")

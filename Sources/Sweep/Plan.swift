@@ -71,16 +71,22 @@ public struct ArtifactHashes: Sendable, Equatable, Codable {
     public var evaluator: String
     /// Per domain: SHA-256 of its test split after the caps (`testSplitHash`).
     public var testSplits: [String: String]
+    /// The base model's other files the encoder reads (`config.json`, `tokenizer.json`) → SHA-256.
+    public var baseModelFiles: [String: String]
+
+    /// The files of the base model folder a worker needs besides `model.safetensors`.
+    public static let baseModelSideFiles = ["config.json", "tokenizer.json"]
 
     public init(baseModel: String, adapters: [String: [String: String]], evaluator: String = "mixture",
-                testSplits: [String: String] = [:]) {
+                testSplits: [String: String] = [:], baseModelFiles: [String: String] = [:]) {
         self.baseModel = baseModel
         self.adapters = adapters
         self.evaluator = evaluator
         self.testSplits = testSplits
+        self.baseModelFiles = baseModelFiles
     }
 
-    enum CodingKeys: String, CodingKey { case baseModel, adapters, evaluator, testSplits }
+    enum CodingKeys: String, CodingKey { case baseModel, adapters, evaluator, testSplits, baseModelFiles }
 
     /// Decodes JSON written before `evaluator` and `testSplits` existed too (as "mixture", none).
     public init(from decoder: Decoder) throws {
@@ -89,6 +95,7 @@ public struct ArtifactHashes: Sendable, Equatable, Codable {
         adapters = try c.decode([String: [String: String]].self, forKey: .adapters)
         evaluator = try c.decodeIfPresent(String.self, forKey: .evaluator) ?? "mixture"
         testSplits = try c.decodeIfPresent([String: String].self, forKey: .testSplits) ?? [:]
+        baseModelFiles = try c.decodeIfPresent([String: String].self, forKey: .baseModelFiles) ?? [:]
     }
 
     /// The artifacts of a sweep run with the no-op evaluator, which reads nothing: each domain with no
@@ -102,6 +109,7 @@ public struct ArtifactHashes: Sendable, Equatable, Codable {
     /// files, the evaluator, the test splits.
     public var canonical: String {
         var lines = ["base_model/model.safetensors \(baseModel)"]
+        for f in baseModelFiles.keys.sorted() { lines.append("base_model/\(f) \(baseModelFiles[f]!)") }
         for d in adapters.keys.sorted() {
             let files = adapters[d]!
             for f in files.keys.sorted() { lines.append("adapter/\(d)/\(f) \(files[f]!)") }
@@ -121,8 +129,24 @@ public struct ArtifactHashes: Sendable, Equatable, Codable {
             let splits = try catalog.load(d, options: SplitOptions(seed: config.seed, maxTest: config.testCap(for: d)))
             tests[d] = testSplitHash(splits.test, labels: splits.labels)
         }
+        var side: [String: String] = [:]
+        for f in baseModelSideFiles {
+            let path = (config.baseModel as NSString).appendingPathComponent(f)
+            if FileManager.default.fileExists(atPath: path) { side[f] = try hashFile(path) }
+        }
         return ArtifactHashes(baseModel: try hashFile(config.baseModelWeights), adapters: adapters, evaluator: "mixture",
-                              testSplits: tests)
+                              testSplits: tests, baseModelFiles: side)
+    }
+
+    /// Every artifact a worker needs, by logical path: `model/<file>`, `adapters/<domain>/<file>`,
+    /// `test/<domain>` (the canonical test split text) → SHA-256.
+    public var manifest: [String: String] {
+        guard evaluator != "noop" else { return [:] }
+        var out = ["model/model.safetensors": baseModel]
+        for (f, h) in baseModelFiles { out["model/\(f)"] = h }
+        for (d, files) in adapters { for (f, h) in files { out["adapters/\(d)/\(f)"] = h } }
+        for (d, h) in testSplits { out["test/\(d)"] = h }
+        return out
     }
 
     /// SHA-256 of a file as lower-case hex.
@@ -151,6 +175,11 @@ public struct ArtifactHashes: Sendable, Equatable, Codable {
     /// "id-1"\t"a text"\tnull\t"pos"
     /// ```
     public static func testSplitHash(_ examples: [Example], labels: [String]) -> String {
+        sha256Hex(Data(testSplitText(examples, labels: labels).utf8))
+    }
+
+    /// The canonical text `testSplitHash` hashes; workers without the datasets receive it as is.
+    public static func testSplitText(_ examples: [Example], labels: [String]) -> String {
         var text = "adaptermix-test-split-v1\nlabels"
         for l in labels { text += "\t" + jsonQuoted(l) }
         text += "\n"
@@ -158,7 +187,35 @@ public struct ArtifactHashes: Sendable, Equatable, Codable {
             text += jsonQuoted(e.id) + "\t" + jsonQuoted(e.text) + "\t" + (e.textPair.map(jsonQuoted) ?? "null")
                 + "\t" + jsonQuoted(e.label) + "\n"
         }
-        return sha256Hex(Data(text.utf8))
+        return text
+    }
+
+    /// Reads `testSplitText` back: the labels and the examples.
+    public static func parseTestSplit(_ text: String, source: String) throws -> (labels: [String], examples: [Example]) {
+        func fail(_ line: Int, _ why: String) -> SweepConfigError {
+            SweepConfigError(file: source, key: "line \(line)", message: why)
+        }
+        func field(_ raw: Substring, _ line: Int) throws -> String? {
+            if raw == "null" { return nil }
+            guard let v = try? JSONSerialization.jsonObject(with: Data(raw.utf8), options: [.fragmentsAllowed]) as? String else {
+                throw fail(line, "not a JSON string: \(raw.prefix(40))")
+            }
+            return v
+        }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        if lines.last == "" { lines.removeLast() }
+        guard lines.count >= 2, lines[0] == "adaptermix-test-split-v1" else { throw fail(1, "not an AdapterMix test split (v1)") }
+        let head = lines[1].split(separator: "\t", omittingEmptySubsequences: false)
+        guard head.first == "labels" else { throw fail(2, "expected the labels line") }
+        let labels = try head.dropFirst().map { try field($0, 2) ?? "" }
+        var examples: [Example] = []
+        for (i, line) in lines.dropFirst(2).enumerated() {
+            let parts = line.split(separator: "\t", omittingEmptySubsequences: false)
+            guard parts.count == 4, let id = try field(parts[0], i + 3), let text = try field(parts[1], i + 3),
+                  let label = try field(parts[3], i + 3) else { throw fail(i + 3, "expected id, text, pair and label") }
+            examples.append(Example(id: id, text: text, textPair: try field(parts[2], i + 3), label: label))
+        }
+        return (labels, examples)
     }
 
     /// A JSON string literal: quote, backslash and control characters escaped, everything else as is.

@@ -290,7 +290,10 @@ struct SweepCommand: ParsableCommand {
             let outcome = ResultBox<CoordinatorSummary>()
             let thread = Thread {
                 do {
-                    outcome.set(.success(try coordinator.run(bind: bind, onBound: { bound.set($0) })))
+                    let catalog = try? DomainCatalog(assets: PretrainedEncoder.assetsDirectory(),
+                                                     userFile: sweepPlan.config.datasets.map { URL(fileURLWithPath: $0) })
+                    outcome.set(.success(try coordinator.run(bind: bind, assets: AssetServer(plan: sweepPlan, catalog: catalog),
+                                                             onBound: { bound.set($0) })))
                 } catch {
                     outcome.set(.failure(error))
                     bound.set(nil)
@@ -465,7 +468,9 @@ struct CoordinatorCommand: ParsableCommand {
             defer { signals.forEach { $0.cancel() } }
             let summary: CoordinatorSummary
             do {
-                summary = try coordinator.run(bind: bind) { endpoint in
+                let catalog = try? DomainCatalog(assets: PretrainedEncoder.assetsDirectory(),
+                                                 userFile: sweepPlan.config.datasets.map { URL(fileURLWithPath: $0) })
+                summary = try coordinator.run(bind: bind, assets: AssetServer(plan: sweepPlan, catalog: catalog)) { endpoint in
                     log("listening on \(endpoint)\(settings.curve == nil ? "" : " (CURVE, \(settings.curve!.authorized().count) authorized worker key(s))") · sweep \(journal.sweepID) · plan \(sweepPlan.hash)")
                     if let endpointFile {
                         try? (endpoint + "\n").write(toFile: endpointFile, atomically: true, encoding: .utf8)
@@ -528,6 +533,12 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("delay-ms"), help: .hidden)
     var delayMs: Double = 0
 
+    @Option(help: ArgumentHelp("Where the base model, adapters and test splits come from: auto (the config's paths when their bytes match, else the cache, else fetched from the coordinator), fetch (the cache, else the coordinator: no shared filesystem needed), or a shared folder DIR laid out like the cache (DIR/ab/abcd…), still verified.", valueName: "auto|fetch|DIR"))
+    var assets: String = "auto"
+
+    @Option(help: ArgumentHelp("Content-addressed cache of fetched artifacts (default $ADAPTERMIX_CACHE, else ~/.cache/adaptermix).", valueName: "DIR"))
+    var cache: String?
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard (0...64).contains(prefetch) else { throw ValidationError("--prefetch must be 0…64") }
@@ -550,15 +561,22 @@ struct WorkerCommand: ParsableCommand {
             } catch { throw CLIError("\(error)") }
         }
         let threads = self.threads
-        let worker = Worker(endpoint: connect, settings: settings, log: log) { welcome in
+        let mode = assets
+        let cacheRoot = URL(fileURLWithPath: cache ?? ProcessInfo.processInfo.environment["ADAPTERMIX_CACHE"]
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/adaptermix").path)
+        let worker = Worker(endpoint: connect, settings: settings, log: log) { welcome, fetcher in
             if welcome.artifacts.evaluator == "noop" { return NoopEvaluator() }
-            let config = try SweepConfig.parse(yaml: welcome.config, file: "the coordinator's config")
-            let catalog = try DomainCatalog(assets: PretrainedEncoder.assetsDirectory(),
-                                            userFile: config.datasets.map { URL(fileURLWithPath: $0) })
-            return try MixtureEvaluator(config: config, artifacts: welcome.artifacts, catalog: catalog, threads: threads)
+            return try makeMixtureEvaluator(welcome: welcome, fetcher: fetcher, mode: mode, cacheRoot: cacheRoot, threads: threads, log: log)
         }
         let signals = onTerminationSignals { worker.requestStop() }
         defer { signals.forEach { $0.cancel() } }
+        // The per-run view folders (links into the cache) go with the process.
+        defer {
+            let views = cacheRoot.appendingPathComponent("views")
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: views.path)) ?? [] where name.hasSuffix("-\(getpid())") {
+                try? FileManager.default.removeItem(at: views.appendingPathComponent(name))
+            }
+        }
         let exit: WorkerExit
         do { exit = try worker.run() } catch { throw CLIError("worker: \(error)") }
         switch exit {
@@ -575,6 +593,61 @@ struct WorkerCommand: ParsableCommand {
             throw ExitCode(1)
         }
     }
+}
+
+/// The worker's evaluator: every artifact resolved to verified local bytes (the config's paths,
+/// the cache, a shared folder, or fetched from the coordinator), linked into a per-plan view folder
+/// that the evaluator reads as if it were the coordinator's layout.
+func makeMixtureEvaluator(welcome: Welcome, fetcher: BlobFetcher, mode: String, cacheRoot: URL, threads: Int,
+                          log: @escaping @Sendable (String) -> Void) throws -> MixtureEvaluator {
+    let config = try SweepConfig.parse(yaml: welcome.config, file: "the coordinator's config")
+    let artifacts = welcome.artifacts
+    let shared = ["auto", "fetch"].contains(mode) ? nil : URL(fileURLWithPath: mode)
+    let useLocalPaths = mode == "auto"
+    let cache = AssetCache(root: cacheRoot.appendingPathComponent("blobs"), shared: shared, log: log)
+    let planHash = sha256Hex(Data((config.canonicalJSON() + artifacts.canonical).utf8))
+    let view = cacheRoot.appendingPathComponent("views/\(planHash.prefix(16))-\(getpid())")
+    let fm = FileManager.default
+    try? fm.removeItem(at: view)
+    func link(_ sha: String, name: String, local: String?, into dir: URL, as file: String) throws {
+        let source = try cache.resolve(sha256: sha, name: name, localCopy: useLocalPaths ? local.map { URL(fileURLWithPath: $0) } : nil,
+                                       fetcher: fetcher)
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        try fm.createSymbolicLink(at: dir.appendingPathComponent(file), withDestinationURL: source.absoluteURL)
+    }
+    let modelDir = view.appendingPathComponent("model")
+    try link(artifacts.baseModel, name: "model/model.safetensors", local: config.baseModelWeights, into: modelDir, as: "model.safetensors")
+    for (file, sha) in artifacts.baseModelFiles.sorted(by: { $0.key < $1.key }) {
+        try link(sha, name: "model/\(file)", local: (config.baseModel as NSString).appendingPathComponent(file), into: modelDir, as: file)
+    }
+    var viewConfig = config
+    viewConfig.baseModel = modelDir.path
+    viewConfig.adapterDir = view.appendingPathComponent("adapters").path
+    for d in config.sortedDomains {
+        for (file, sha) in (artifacts.adapters[d] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            try link(sha, name: "adapters/\(d)/\(file)", local: (config.adapterFolder(for: d) as NSString).appendingPathComponent(file),
+                     into: URL(fileURLWithPath: viewConfig.adapterFolder(for: d)), as: file)
+        }
+    }
+    // A user catalog that is not on this worker is no reason to stop: test splits can be fetched.
+    let catalog: DomainCatalog
+    do {
+        catalog = try DomainCatalog(assets: PretrainedEncoder.assetsDirectory(), userFile: config.datasets.map { URL(fileURLWithPath: $0) })
+    } catch {
+        catalog = try DomainCatalog(assets: PretrainedEncoder.assetsDirectory())
+    }
+    let evaluator = try MixtureEvaluator(config: viewConfig, artifacts: artifacts, catalog: catalog, threads: threads)
+    evaluator.testSplitProvider = { domain in
+        guard let sha = artifacts.testSplits[domain] else { throw CLIError("the coordinator's plan has no test split for \(domain)") }
+        if useLocalPaths, let s = try? catalog.load(domain, options: SplitOptions(seed: config.seed, maxTest: config.testCap(for: domain))),
+           ArtifactHashes.testSplitHash(s.test, labels: s.labels) == sha {
+            return (s.labels, s.test)
+        }
+        let file = try cache.resolve(sha256: sha, name: "test/\(domain)", localCopy: nil, fetcher: fetcher)
+        let text = try String(contentsOf: file, encoding: .utf8)
+        return try ArtifactHashes.parseTestSplit(text, source: file.path)
+    }
+    return evaluator
 }
 
 // MARK: - status

@@ -38,6 +38,8 @@ private func samplePayloads(_ plan: SweepPlan) throws -> [Payload] {
         .refuse(Refusal(code: .planHash, reason: "plan hash differs")),
         .bye(Bye(reason: "sweep finished", finished: true)),
         .welcome(Welcome(config: plan.config.canonicalJSON(), artifacts: plan.artifacts, heartbeatInterval: 0.5, liveness: 4)),
+        .fetch(FetchRequest(sha256: String(repeating: "ab", count: 32), offset: 1 << 20, length: 1 << 20)),
+        .blob(BlobChunk(sha256: String(repeating: "ab", count: 32), offset: 4, total: 10, data: Data([1, 2, 3, 4, 5, 6]))),
     ]
 }
 

@@ -605,3 +605,63 @@ final class CurveProcessTests: XCTestCase {
         XCTAssertTrue(open.stderr.contains("--insecure") && open.stderr.contains("--curve"), open.stderr)
     }
 }
+
+/// Workers without a shared filesystem: artifacts by SHA-256 over the sweep's connection.
+final class ArtifactFetchTests: XCTestCase {
+    /// Runs a coordinator on the fixture config and one worker with `workerArgs`; returns the
+    /// journal, the worker's exit status and its log.
+    func sweep(_ name: String, workerArgs: [String]) throws -> (journal: String, status: Int32, log: String) {
+        let journal = Fixture.dir.appendingPathComponent("\(name).sqlite").path
+        let endpointFile = Fixture.dir.appendingPathComponent("\(name)-endpoint")
+        let log = Fixture.dir.appendingPathComponent("\(name)-coordinator.log")
+        let coordinator = try Fixture.spawn(["coordinator", "--config", Fixture.config, "--journal", journal, "--bind", "tcp://127.0.0.3:*",
+                                             "--endpoint-file", endpointFile.path, "--heartbeat-interval", "0.2"], log: log)
+        defer { if coordinator.isRunning { coordinator.terminate() } }
+        try Fixture.waitUntil(60, "the coordinator to bind") { FileManager.default.fileExists(atPath: endpointFile.path) }
+        let endpoint = Fixture.text(of: endpointFile).trimmingCharacters(in: .whitespacesAndNewlines)
+        let w = try Fixture.run(["worker", "--connect", endpoint, "--threads", "1", "--give-up", "60"] + workerArgs, timeout: 180)
+        if w.status == 0 {
+            try Fixture.finish(coordinator, log: log)
+            XCTAssertEqual(coordinator.terminationStatus, 0, Fixture.text(of: log))
+        }
+        return (journal, w.status, w.stderr)
+    }
+
+    func testEmptyCacheFetchesEverythingAndACorruptedBlobIsFetchedAgain() throws {
+        let reference = try Fixture.referenceResults()
+        let cache = Fixture.dir.appendingPathComponent("fetch-cache")
+        try? FileManager.default.removeItem(at: cache)
+
+        // 1. An empty cache, no use of local paths: everything comes over the connection.
+        let first = try sweep("fetch-1", workerArgs: ["--assets", "fetch", "--cache", cache.path])
+        XCTAssertEqual(first.status, 0, first.log)
+        XCTAssertEqual(try Fixture.recorded(first.journal), reference)
+        let blobs = cache.appendingPathComponent("blobs")
+        let files = try FileManager.default.subpathsOfDirectory(atPath: blobs.path).filter { $0.count > 60 && !$0.contains(".part") }
+        // model.safetensors, config.json, tokenizer.json, 3 adapters × 4 files, 3 test splits.
+        XCTAssertEqual(files.count, 3 + 12 + 3, files.description)
+        XCTAssertEqual(first.log.components(separatedBy: "fetched artifact").count - 1, 18, first.log)
+
+        // 2. Corrupt one cached blob: detected, fetched again, same results.
+        let victim = blobs.appendingPathComponent(files.sorted()[0])
+        var bytes = try Data(contentsOf: victim)
+        bytes[bytes.count / 2] ^= 0xFF
+        try bytes.write(to: victim)
+        let second = try sweep("fetch-2", workerArgs: ["--assets", "fetch", "--cache", cache.path])
+        XCTAssertEqual(second.status, 0, second.log)
+        XCTAssertTrue(second.log.contains("corrupted; fetching it again"), second.log)
+        XCTAssertEqual(second.log.components(separatedBy: "fetched artifact").count - 1, 1, second.log)
+        XCTAssertEqual(try Fixture.recorded(second.journal), reference)
+
+        // 3. A shared assets folder whose bytes differ is refused, naming the file.
+        let shared = Fixture.dir.appendingPathComponent("fetch-shared")
+        try? FileManager.default.removeItem(at: shared)
+        try FileManager.default.copyItem(at: blobs, to: shared)
+        let bad = shared.appendingPathComponent(files.sorted()[1])
+        try Data("not the bytes".utf8).write(to: bad)
+        let third = try sweep("fetch-3", workerArgs: ["--assets", shared.path, "--cache", Fixture.dir.appendingPathComponent("fetch-cache-3").path])
+        XCTAssertEqual(third.status, 1, third.log)
+        XCTAssertTrue(third.log.contains(bad.lastPathComponent) && third.log.contains("refusing"), third.log)
+    }
+}
+
