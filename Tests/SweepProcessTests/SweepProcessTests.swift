@@ -357,6 +357,38 @@ final class SweepProcessTests: XCTestCase {
         XCTAssertTrue(workers.allSatisfy { $0.terminationStatus == 0 })
     }
 
+    /// SIGTERM (what Slurm's --signal sends before a time limit): the coordinator writes what it has,
+    /// tells the workers, exits 130; they exit 0; the same command resumes and completes.
+    func testSIGTERMStopsGracefullyAndTheSweepResumes() throws {
+        let reference = try Fixture.referenceResults()
+        let journal = Fixture.dir.appendingPathComponent("sigterm.sqlite").path
+        let endpoint = "tcp://127.0.0.1:\(Fixture.freePort())"
+        let log = Fixture.dir.appendingPathComponent("sigterm-coordinator.log")
+        let args = ["coordinator", "--config", Fixture.config, "--journal", journal, "--bind", endpoint, "--heartbeat-interval", "0.2"]
+        let first = try Fixture.spawn(args, log: log)
+        let wlog = Fixture.dir.appendingPathComponent("sigterm-worker.log")
+        let worker = try Fixture.spawn(["worker", "--connect", endpoint, "--threads", "1", "--delay-ms", "200", "--give-up", "30"], log: wlog)
+        defer { if worker.isRunning { worker.terminate() } }
+        try Fixture.waitUntil(60, "some results") { (Fixture.counts(journal)?.done ?? 0) >= 4 }
+        kill(first.processIdentifier, SIGTERM)
+        try Fixture.finish(first, within: 30, log: log)
+        XCTAssertEqual(first.terminationStatus, 130, Fixture.text(of: log))
+        try Fixture.finish(worker, within: 30, log: wlog)
+        XCTAssertEqual(worker.terminationStatus, 0, Fixture.text(of: wlog))
+        XCTAssertTrue(Fixture.text(of: wlog).contains("coordinator stopping"), Fixture.text(of: wlog))
+        let stopped = try XCTUnwrap(Fixture.counts(journal))
+        XCTAssertGreaterThanOrEqual(stopped.done, 4)
+        XCTAssertLessThan(stopped.done, 24)
+        XCTAssertEqual(stopped.resultRows, stopped.done)
+
+        let second = try Fixture.spawn(args + ["--resume"], log: Fixture.dir.appendingPathComponent("sigterm-coordinator-2.log"))
+        let again = try Fixture.run(["worker", "--connect", endpoint, "--threads", "1", "--give-up", "30"], timeout: 120)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        try Fixture.finish(second, within: 60)
+        XCTAssertEqual(second.terminationStatus, 0)
+        XCTAssertEqual(try Fixture.recorded(journal), reference)
+    }
+
     func testLateResultFromAPresumedDeadWorkerCountsOnce() throws {
         let reference = try Fixture.referenceResults()
         let journal = Fixture.dir.appendingPathComponent("late.sqlite").path

@@ -191,6 +191,9 @@ t_sweep=$SECONDS
 jobs_of
 some() { [ "$(recorded "$journal")" -ge "$1" ]; }
 wait_for 60 some 8 || fail "no results recorded 60 s after submitting"
+# The README's way to watch: status on the coordinator's node, inside its allocation.
+watched=$(timeout 30 srun --jobid="$coordinator" --overlap "$BIN" status --journal "$journal" --format json 2> "$T/log/srun.err" | field total || true)
+[ "$watched" = "$total" ] || fail "srun --jobid=$coordinator --overlap adaptermix status did not work: $(cat "$T/log/srun.err")"
 if (cd "$T/work" && timeout 30 bash "$here/resume.sh" "$T/shared") > "$T/log/resume-early.out" 2>&1; then
   fail "resume.sh submitted a second coordinator while the first still runs"
 fi
