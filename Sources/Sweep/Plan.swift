@@ -181,11 +181,11 @@ public struct ArtifactHashes: Sendable, Equatable, Codable {
     /// The canonical text `testSplitHash` hashes; workers without the datasets receive it as is.
     public static func testSplitText(_ examples: [Example], labels: [String]) -> String {
         var text = "adaptermix-test-split-v1\nlabels"
-        for l in labels { text += "\t" + jsonQuoted(l) }
+        for l in labels { text += "\t" + jsonStringLiteral(l) }
         text += "\n"
         for e in examples {
-            text += jsonQuoted(e.id) + "\t" + jsonQuoted(e.text) + "\t" + (e.textPair.map(jsonQuoted) ?? "null")
-                + "\t" + jsonQuoted(e.label) + "\n"
+            let pair: String = e.textPair.map(jsonStringLiteral) ?? "null"
+            text += jsonStringLiteral(e.id) + "\t" + jsonStringLiteral(e.text) + "\t" + pair + "\t" + jsonStringLiteral(e.label) + "\n"
         }
         return text
     }
@@ -218,24 +218,6 @@ public struct ArtifactHashes: Sendable, Equatable, Codable {
         return (labels, examples)
     }
 
-    /// A JSON string literal: quote, backslash and control characters escaped, everything else as is.
-    static func jsonQuoted(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20:
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
-    }
 }
 
 /// A shard: consecutive work items of one target, dispatched together.

@@ -225,6 +225,21 @@ func checkAggregates(_ summary: CoordinatorSummary, journal: Journal) throws -> 
     return "aggregates: maintained as results arrived and recomputed from the journal agree (\(recomputed.cells.count) cells)\n"
 }
 
+/// Prints a finished (or stopped) run — the status JSON, or the table, the summary and the
+/// aggregate check — and sets the exit status: 130 when stopped with work left, 4 when items failed.
+func finishRun(_ summary: CoordinatorSummary, journal: Journal, conditions: [SweepCondition], workers: Int, json: Bool) throws {
+    if json {
+        print(try statusJSON(journal: journal))
+    } else {
+        print(renderTable(summary.table, conditions: conditions), terminator: "")
+        print(summaryLines(summary, workers: workers), terminator: "")
+        print(try checkAggregates(summary, journal: journal), terminator: "")
+        print("journal: \(journal.path)")
+    }
+    guard summary.finished else { throw ExitCode(130) }
+    if summary.counts.failed > 0 { throw ExitCode(4) }
+}
+
 func summaryLines(_ s: CoordinatorSummary, workers: Int) -> String {
     let t = s.workerTiming
     let workerSeconds = s.seconds * Double(max(workers, 1))
@@ -312,16 +327,7 @@ struct SweepCommand: ParsableCommand {
             fleet.finish()
             bar?.finish()
             let summary = try outcome.get()
-            if format == "json" {
-                print(try statusJSON(journal: journal))
-            } else {
-                print(renderTable(summary.table, conditions: sweepPlan.config.conditions), terminator: "")
-                print(summaryLines(summary, workers: workers), terminator: "")
-                print(try checkAggregates(summary, journal: journal), terminator: "")
-                print("journal: \(path)")
-            }
-            guard summary.finished else { throw ExitCode(130) }
-            if summary.counts.failed > 0 { throw ExitCode(4) }
+            try finishRun(summary, journal: journal, conditions: sweepPlan.config.conditions, workers: workers, json: format == "json")
         }
     }
 }
@@ -480,15 +486,8 @@ struct CoordinatorCommand: ParsableCommand {
                 throw CLIError("\(e) — is another process bound to \(bind)?")
             }
             bar?.finish()
-            if format == "json" {
-                print(try statusJSON(journal: journal))
-            } else {
-                print(renderTable(summary.table, conditions: sweepPlan.config.conditions), terminator: "")
-                print(summaryLines(summary, workers: max(summary.workersSeen, 1)), terminator: "")
-                print(try checkAggregates(summary, journal: journal), terminator: "")
-            }
-            guard summary.finished else { throw ExitCode(130) }
-            if summary.counts.failed > 0 { throw ExitCode(4) }
+            try finishRun(summary, journal: journal, conditions: sweepPlan.config.conditions, workers: max(summary.workersSeen, 1),
+                          json: format == "json")
         }
     }
 }

@@ -159,7 +159,7 @@ final class PlanTests: XCTestCase {
         variants.append(ArtifactHashes.testSplitHash([c1], labels: ["pos"]))
         variants.append(ArtifactHashes.testSplitHash([c2], labels: ["pos"]))
         XCTAssertEqual(Set(variants + [h]).count, variants.count + 1)
-        XCTAssertEqual(ArtifactHashes.jsonQuoted("a\"b\\c\n\u{1}é"), #""a\"b\\c\n\u0001é""#)
+        XCTAssertEqual(jsonStringLiteral("a\"b\\c\n\u{1}é"), #""a\"b\\c\n\u0001é""#)
     }
 
     func testShardsGroupOneTargetDeterministically() throws {
