@@ -16,6 +16,8 @@ demo: build
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing
+	@# The Slurm launch on a real single-node Slurm (installs slurm-wlm and munge as root; says why it skips otherwise).
+	@bash cluster/slurm/test-local.sh
 
 bench: build
 	$(BIN) bench encoder

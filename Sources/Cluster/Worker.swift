@@ -280,8 +280,12 @@ private struct Session {
     /// Reads the socket monitor's events (failed handshakes end the run with a clear error).
     var monitor: ZMQSocket?
     var monitorCount = 0
-    /// Connection attempts since the last completed handshake (CURVE only).
+    /// Connections (TCP established) whose CURVE handshake never completed, since the last one that
+    /// did. A coordinator that is simply down does not count: nothing connects.
     var attemptsWithoutHandshake = 0
+    /// Whether the current socket got a TCP connection / a completed handshake.
+    var connectedThisAttempt = false
+    var handshakeThisAttempt = false
 
     var sweepId: String?
     var planHash: PlanHash?
@@ -329,11 +333,13 @@ private struct Session {
         if let curve = worker.settings.curve { try curve.apply(to: s) }
         monitorCount += 1
         let monitorEndpoint = "inproc://adaptermix-worker-monitor-\(monitorCount)"
-        try s.monitor(monitorEndpoint, events: MonitorEvent.handshakeFailures | ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+        try s.monitor(monitorEndpoint, events: MonitorEvent.handshakeFailures | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_CONNECTED)
         let m = try ZMQSocket(context, .pair)
         try m.connect(monitorEndpoint)
         monitor = m
-        attemptsWithoutHandshake += 1
+        if connectedThisAttempt && !handshakeThisAttempt { attemptsWithoutHandshake += 1 }
+        connectedThisAttempt = false
+        handshakeThisAttempt = false
         try s.connect(worker.endpoint)
         socket = s
         welcomed = false
@@ -359,7 +365,12 @@ private struct Session {
             }
             while let frames = try monitor?.receive(timeout: 0) {
                 guard let event = MonitorEvent(frames) else { continue }
+                if event.event == ZMQ_EVENT_CONNECTED {
+                    connectedThisAttempt = true
+                    continue
+                }
                 if event.event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED {
+                    handshakeThisAttempt = true
                     attemptsWithoutHandshake = 0
                     continue
                 }
@@ -402,10 +413,13 @@ private struct Session {
                 if now - lastContact > worker.settings.giveUpAfter {
                     return .gaveUp("no answer from the coordinator at \(worker.endpoint) for \(Int(worker.settings.giveUpAfter)) s")
                 }
-                worker.log("coordinator at \(worker.endpoint) silent for \(String(format: "%.1f", now - lastHeard)) s; reconnecting in \(String(format: "%.0f", backoff)) s")
-                let until = monotonicSeconds() + backoff
+                // Never wait past the give-up deadline.
+                let wait = max(0, min(backoff, lastContact + worker.settings.giveUpAfter - now))
+                worker.log("coordinator at \(worker.endpoint) silent for \(String(format: "%.1f", now - lastHeard)) s; reconnecting in \(String(format: "%.0f", wait)) s")
+                let until = monotonicSeconds() + wait
                 while monotonicSeconds() < until && !worker.isStopRequested { Thread.sleep(forTimeInterval: 0.05) }
                 backoff = min(backoff * 2, worker.settings.maxBackoff)
+                if connectedThisAttempt && !handshakeThisAttempt { attemptsWithoutHandshake += 1; connectedThisAttempt = false }
                 if worker.settings.curve != nil && attemptsWithoutHandshake >= 3 {
                     return .failed("no CURVE handshake with the coordinator at \(worker.endpoint) completed in \(attemptsWithoutHandshake) attempts: check --server-key (the coordinator's coordinator.pub) and that it runs with --curve")
                 }
