@@ -27,6 +27,7 @@ let package = Package(
         ),
         .target(name: "Encoder", dependencies: ["Tensor"]),
         .target(name: "Adapters", dependencies: ["Encoder", "Tensor", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Attack", dependencies: ["Tensor", "Encoder", "Adapters", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Datasets", dependencies: ["CZlib", .product(name: "Yams", package: "Yams")]),
         .target(name: "Cluster", dependencies: ["CZeroMQ", "Sweep", "Datasets"]),
         .target(
@@ -50,6 +51,7 @@ let package = Package(
         ),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "AttackTests", dependencies: ["Attack", "Adapters", "Datasets", "Encoder", "Tensor"]),
         .testTarget(
             name: "EncoderTests",
             dependencies: ["Encoder"],

@@ -43,7 +43,7 @@ fetch() {  # registry name version -> the file in $DL
 }
 while read -r registry name version file sha; do
   case "$registry" in ''|'#'*) continue ;; esac
-  dest=$ASSETS/$name-$version
+  dest=$ASSETS/$name-${version#*:}   # a Debian epoch ("1:") stays out of the folder name
   [ -f "$dest/.verified" ] && continue
   if [ ! -f "$DL/$file" ] || ! echo "$sha  $DL/$file" | sha256sum -c --status; then
     echo "setup: fetching $name==$version ($registry)"

@@ -1,0 +1,37 @@
+import Adapters
+import Encoder
+import Foundation
+
+/// An adapter (or a mixture) with its head on the frozen encoder, as the attack's black box: it
+/// sees only texts in and probabilities out. Batches are fixed (`AdaptedRunner(fixedBatches:)`), so
+/// the probabilities — and the attack's path — do not depend on the thread count.
+public final class AdapterVictim: VictimClassifier {
+    public let pretrained: PretrainedEncoder
+    public let maxLength: Int
+    let runner: AdaptedRunner
+    public let classCount: Int
+
+    public init(pretrained: PretrainedEncoder, adapter: Adapter, threads: Int, batchSize: Int = 32, maxLength: Int = 128) throws {
+        self.pretrained = pretrained
+        self.maxLength = maxLength
+        let model = try AdaptedEncoder(model: pretrained.model, adapter: adapter)
+        runner = AdaptedRunner(model: adapter.config.method == .lora ? model.foldingLoRA() : model, threads: threads,
+                               batchSize: batchSize, fixedBatches: true)
+        classCount = adapter.labels.count
+    }
+
+    public func probabilities(_ inputs: [AttackInput]) throws -> [[Float]] {
+        guard !inputs.isEmpty else { return [] }
+        let pairs = inputs.contains { $0.pair != nil } ? inputs.map { $0.pair ?? "" } : nil
+        let encodings = try pretrained.encode(inputs.map(\.text), pairs: pairs, maxLength: maxLength)
+        return try runner.predict(encodings, padId: pretrained.tokenizer.padId).map { softmaxProbabilities($0.logits) }
+    }
+}
+
+/// Softmax in double precision (then rounded), stable for large logits.
+public func softmaxProbabilities(_ logits: [Float]) -> [Float] {
+    guard let m = logits.max() else { return [] }
+    let e = logits.map { exp(Double($0 - m)) }
+    let s = e.reduce(0, +)
+    return e.map { Float($0 / s) }
+}
