@@ -44,7 +44,7 @@ let package = Package(
         .executableTarget(
             name: "adaptermix",
             dependencies: [
-                "Encoder", "Tensor", "Datasets", "Adapters", "Sweep", "Cluster",
+                "Encoder", "Tensor", "Datasets", "Adapters", "Sweep", "Cluster", "Attack",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

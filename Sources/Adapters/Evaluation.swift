@@ -8,6 +8,10 @@ import Tensor
 public struct Prediction: Sendable, Equatable {
     public var logits: [Float]
     public var label: Int
+    public init(logits: [Float], label: Int) {
+        self.logits = logits
+        self.label = label
+    }
 }
 
 /// Accuracy and macro-F1 over a set of predictions.

@@ -1,4 +1,5 @@
 import Adapters
+import Attack
 import ArgumentParser
 import Datasets
 import Encoder
@@ -21,8 +22,26 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("data"), help: ArgumentHelp("Evaluate on a JSON-lines file {id, text, text_pair?, label} instead of a domain.", valueName: "FILE"))
     var dataFile: String?
 
-    @Option(help: "Attack: fgsm (white-box, on the embeddings).")
+    @Option(help: "Attack: fgsm (white-box, on the embeddings) or textfooler (black-box synonym swaps, docs/attacks.md).")
     var attack: String?
+
+    @Option(name: .customLong("synonym-threshold"), help: "textfooler: minimum GloVe cosine of a candidate word (the study's 0.8; TextAttack's recipe 0.5).")
+    var synonymThreshold: Float = 0.8
+
+    @Option(name: .customLong("similarity-threshold"), help: "textfooler: minimum angular sentence similarity of the 15-word window around a swap.")
+    var similarityThreshold: Double = 0.84
+
+    @Option(name: .customLong("max-candidates"), help: "textfooler: candidate words per position.")
+    var maxCandidates: Int = 50
+
+    @Option(name: .customLong("query-budget"), help: "textfooler: victim queries per example.")
+    var queryBudget: Int = 2000
+
+    @Flag(name: .customLong("pos-filter"), help: "textfooler: keep only candidates sharing a WordNet part of speech with the original.")
+    var posFilter = false
+
+    @Option(name: .customLong("sentence-model"), help: ArgumentHelp("textfooler: the sentence encoder for the similarity (default: the packaged all-MiniLM-L6-v2).", valueName: "DIR"))
+    var sentenceModel: String?
 
     @Option(help: "FGSM step ε on the embeddings (the study's 0.01).")
     var epsilon: Float = 0.01
@@ -37,7 +56,11 @@ struct Eval: ParsableCommand {
 
     func validate() throws {
         guard (domain == nil) != (dataFile == nil) else { throw ValidationError("give --domain D or --data FILE.jsonl") }
-        if let attack, attack != "fgsm" { throw ValidationError("--attack must be fgsm (textfooler arrives with its own issue)") }
+        if let attack, !["fgsm", "textfooler"].contains(attack) { throw ValidationError("--attack must be fgsm or textfooler") }
+        guard synonymThreshold.isFinite, (-1...1).contains(synonymThreshold) else { throw ValidationError("--synonym-threshold must be a cosine in -1…1") }
+        guard similarityThreshold.isFinite, (0...1).contains(similarityThreshold) else { throw ValidationError("--similarity-threshold must be in 0…1") }
+        guard (1...1000).contains(maxCandidates) else { throw ValidationError("--max-candidates must be 1…1000") }
+        guard queryBudget >= 1 else { throw ValidationError("--query-budget must be at least 1") }
         guard epsilon.isFinite, epsilon >= 0 else { throw ValidationError("--epsilon must be a non-negative number") }
         guard ["table", "json", "row"].contains(format) else { throw ValidationError("--format must be table, json or row") }
     }
@@ -89,6 +112,11 @@ struct Eval: ParsableCommand {
             let K = adapter.labels.count
             let scores = ClassificationScores(predicted: clean.map(\.label), targets: targets, classes: K)
             var adversarial: [Prediction]?
+            var fooled: TextFoolerSummary?
+            if attack == "textfooler" {
+                fooled = try runTextFooler(examples: examples, targets: targets, pretrained: pretrained, adapter: adapter)
+                adversarial = fooled!.outcomes.map { Prediction(logits: [], label: $0.finalLabel) }
+            }
             if attack == "fgsm" {
                 // Gradients need the unfolded LoRA.
                 adversarial = try AdaptedRunner(model: model, threads: threadOptions.threads)
@@ -104,6 +132,11 @@ struct Eval: ParsableCommand {
                     out += "{\"id\": \(jsonString(e.id)), \"label\": \(jsonString(e.label)), \"prediction\": \(jsonString(adapter.labels[clean[i].label])), "
                     out += "\"logits\": [\(clean[i].logits.map { "\($0)" }.joined(separator: ", "))]"
                     if let adversarial { out += ", \"adversarial_prediction\": \(jsonString(adapter.labels[adversarial[i].label]))" }
+                    if let o = fooled?.outcomes[i] {
+                        out += ", \"attack\": {\"status\": \(jsonString(o.status.rawValue)), \"queries\": \(o.queries), \"words_changed\": \(o.swaps.count), "
+                        out += "\"adversarial_text\": \(jsonString(o.adversarial.pair ?? o.adversarial.text)), "
+                        out += "\"swaps\": [\(o.swaps.map { "[\($0.position), \(jsonString($0.original)), \(jsonString($0.replacement))]" }.joined(separator: ", "))]}"
+                    }
                     out += "}\n"
                 }
                 do { try out.write(toFile: predictions, atomically: true, encoding: .utf8) } catch {
@@ -115,8 +148,14 @@ struct Eval: ParsableCommand {
                                           "majority_accuracy": majority,
                                           "adapter": self.adapter, "method": adapter.config.method.rawValue, "data": source]
                 if let advScores {
-                    obj["attack"] = "fgsm"; obj["epsilon"] = Double(epsilon)
+                    obj["attack"] = attack ?? ""
+                    if attack == "fgsm" { obj["epsilon"] = Double(epsilon) }
                     obj["adversarial_accuracy"] = advScores.accuracy; obj["adversarial_macro_f1"] = advScores.macroF1
+                }
+                if let f = fooled {
+                    obj["attack_success_rate"] = f.successRate; obj["mean_perturbed_word_fraction"] = f.meanPerturbedFraction
+                    obj["mean_queries"] = f.meanQueries; obj["skipped"] = f.skipped; obj["succeeded"] = f.succeeded; obj["failed"] = f.failed
+                    obj["examples_per_second"] = f.examplesPerSecond; obj["queries_per_second"] = f.queriesPerSecond
                 }
                 let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
                 print(String(decoding: d, as: UTF8.self))
@@ -126,10 +165,63 @@ struct Eval: ParsableCommand {
             } else {
                 print("\(info.domain ?? info.name) · \(adapter.config.method.rawValue) on \(source): n = \(scores.n)")
                 print(String(format: "clean      accuracy %.4f  macro-F1 %.4f  (majority baseline %.4f)", scores.accuracy, scores.macroF1, majority))
-                if let advScores {
+                if let advScores, attack == "fgsm" {
                     print(String(format: "FGSM ε=%-4g accuracy %.4f  macro-F1 %.4f", Double(epsilon), advScores.accuracy, advScores.macroF1))
+                }
+                if let advScores, let f = fooled {
+                    print(String(format: "TextFooler accuracy %.4f  macro-F1 %.4f · attack success %.4f (%d of %d attacked; %d already wrong) · %.1f%% of words changed · %.1f queries per example · %.2f examples/s, %.0f queries/s",
+                                 advScores.accuracy, advScores.macroF1, f.successRate, f.succeeded, f.succeeded + f.failed, f.skipped,
+                                 100 * f.meanPerturbedFraction, f.meanQueries, f.examplesPerSecond, f.queriesPerSecond))
                 }
             }
         }
+    }
+}
+
+/// What TextFooler did over an evaluation.
+struct TextFoolerSummary {
+    var outcomes: [AttackOutcome]
+    var seconds: Double
+    var skipped: Int { outcomes.filter { $0.status == .skipped }.count }
+    var succeeded: Int { outcomes.filter { $0.status == .succeeded }.count }
+    var failed: Int { outcomes.filter { $0.status == .failed }.count }
+    /// Of the examples attacked (the victim was right to begin with), the share flipped.
+    var successRate: Double { succeeded + failed == 0 ? 0 : Double(succeeded) / Double(succeeded + failed) }
+    /// Over successful attacks (as TextAttack reports it).
+    var meanPerturbedFraction: Double {
+        let s = outcomes.filter { $0.status == .succeeded }
+        return s.isEmpty ? 0 : s.reduce(0) { $0 + $1.perturbedFraction } / Double(s.count)
+    }
+    /// Over attacked examples.
+    var meanQueries: Double {
+        let a = outcomes.filter { $0.status != .skipped }
+        return a.isEmpty ? 0 : Double(a.reduce(0) { $0 + $1.queries }) / Double(a.count)
+    }
+    var examplesPerSecond: Double { Double(outcomes.count) / max(seconds, 1e-9) }
+    var queriesPerSecond: Double { Double(outcomes.reduce(0) { $0 + $1.queries }) / max(seconds, 1e-9) }
+}
+
+extension Eval {
+    func runTextFooler(examples: [Example], targets: [Int], pretrained: PretrainedEncoder, adapter: Adapter) throws -> TextFoolerSummary {
+        let words = examples.flatMap { WordSequence($0.textPair ?? $0.text).words }
+        let cache = URL(fileURLWithPath: ProcessInfo.processInfo.environment["ADAPTERMIX_CACHE"]
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/adaptermix").path).appendingPathComponent("synonyms")
+        let table = try SynonymTable.build(queries: words, options: SynonymTable.Options(threshold: synonymThreshold, maxCandidates: maxCandidates),
+                                           partsOfSpeech: posFilter ? WordNetPOS() : nil, cacheDirectory: cache)
+        let sentence = try sentenceModel.map { try PretrainedEncoder(directory: URL(fileURLWithPath: $0)) }
+            ?? PretrainedEncoder(directory: PretrainedEncoder.defaultModelDirectory())
+        let similarity = EncoderSimilarity(pretrained: sentence, threads: threadOptions.threads)
+        let victim = try AdapterVictim(pretrained: pretrained, adapter: adapter, threads: threadOptions.threads, maxLength: maxLength)
+        var options = TextFoolerOptions()
+        options.similarityThreshold = similarityThreshold
+        options.queryBudget = queryBudget
+        let fooler = TextFooler(options: options)
+        let start = DispatchTime.now().uptimeNanoseconds
+        var outcomes: [AttackOutcome] = []
+        for (e, label) in zip(examples, targets) {
+            let input = e.textPair.map { AttackInput(text: e.text, pair: $0) } ?? AttackInput(text: e.text)
+            outcomes.append(try fooler.attack(input, label: label, victim: victim, synonyms: table, similarity: similarity))
+        }
+        return TextFoolerSummary(outcomes: outcomes, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 }

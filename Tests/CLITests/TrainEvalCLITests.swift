@@ -37,6 +37,26 @@ final class TrainEvalCLITests: XCTestCase {
         XCTAssertEqual(rd["n"] as? Int, 40)
         XCTAssertEqual(rd["accuracy"] as? Double, r["accuracy"] as? Double)
 
+        // TextFooler: accuracy under attack counts the examples the attack failed on; the predictions
+        // file carries each example's outcome. (The tiny model as sentence encoder keeps it fast.)
+        let tf = try CLITests.run(["eval", "--model", Self.tiny, "--adapter", dir.path, "--domain", "sms-spam", "--max-test", "4",
+                                   "--max-length", "32", "--attack", "textfooler", "--sentence-model", Self.tiny, "--format", "json",
+                                   "--predictions", preds.path])
+        XCTAssertEqual(tf.status, 0, tf.stderr)
+        let rt = try JSONSerialization.jsonObject(with: Data(tf.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(rt["attack"] as? String, "textfooler")
+        let (skipped, succeeded, failed) = (rt["skipped"] as! Int, rt["succeeded"] as! Int, rt["failed"] as! Int)
+        XCTAssertEqual(skipped + succeeded + failed, 4)
+        XCTAssertEqual(rt["adversarial_accuracy"] as! Double, Double(failed) / 4, accuracy: 1e-12)
+        for k in ["attack_success_rate", "mean_perturbed_word_fraction", "mean_queries", "examples_per_second", "queries_per_second"] {
+            XCTAssertNotNil(rt[k] as? Double, k)
+        }
+        let attacked = try String(contentsOf: preds, encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+        XCTAssertEqual(attacked.count, 4)
+        XCTAssertEqual(attacked.filter { ($0["attack"] as? [String: Any])?["status"] as? String == "failed" }.count, failed)
+
         // The head's labels must match the domain's.
         let wrong = try CLITests.run(["eval", "--model", Self.tiny, "--adapter", dir.path, "--domain", "election-tweets", "--max-test", "8"])
         XCTAssertNotEqual(wrong.status, 0)
