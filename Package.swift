@@ -33,7 +33,7 @@ let package = Package(
         .target(
             name: "Sweep",
             dependencies: [
-                "Adapters", "Datasets", "Encoder",
+                "Adapters", "Datasets", "Attack", "Encoder",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Encoder", "Tensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["Encoder"]),
-        .testTarget(name: "SweepTests", dependencies: ["Sweep"]),
+        .testTarget(name: "SweepTests", dependencies: ["Sweep", "Attack", "Adapters", "Datasets", "Encoder"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Sweep"]),
         // Real coordinator and worker processes on loopback (runs the built executable).
         .testTarget(name: "SweepProcessTests", dependencies: ["Cluster", "Sweep"]),

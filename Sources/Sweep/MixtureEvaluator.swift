@@ -1,4 +1,5 @@
 import Adapters
+import Attack
 import Datasets
 import Dispatch
 import Encoder
@@ -46,7 +47,17 @@ public final class MixtureEvaluator: ShardEvaluator {
         var encodings: [Encoding]
         /// The true label of each example, as an index into the target head's labels.
         var truth: [Int]
+        /// The examples themselves (TextFooler attacks their texts) and their domain.
+        var examples: [Example] = []
+        var domain: String?
     }
+
+    /// TextFooler's resources, loaded on first use: GloVe, the sentence encoder, WordNet, and a
+    /// synonym table per target (for the words of the examples attacked).
+    private var gloVe: GloVeVectors?
+    private var sentenceSimilarity: EncoderSimilarity?
+    private var wordNet: WordNetPOS?
+    private var synonymTables: [String: SynonymTable] = [:]
 
     /// A merged mixture and its figures.
     struct Merged {
@@ -103,6 +114,14 @@ public final class MixtureEvaluator: ShardEvaluator {
                     throw EvaluatorError("\(path): not in the coordinator's plan (SHA-256 \(a) here) — \(differs)")
                 default:
                     break
+                }
+            }
+        }
+        if config.conditions.contains(.textfooler) {
+            for (name, path) in ArtifactHashes.attackFilePaths(config).sorted(by: { $0.key < $1.key }) {
+                let actual = try? ArtifactHashes.hashFile(path)
+                guard let expected = artifacts.attackFiles[name], actual == expected else {
+                    throw EvaluatorError("\(path) (TextFooler's \(name)): SHA-256 \(actual ?? "(unreadable)") but the coordinator's plan has \(artifacts.attackFiles[name] ?? "none") — install the same packaged resources here ('make setup') as on the coordinator")
                 }
             }
         }
@@ -189,7 +208,7 @@ public final class MixtureEvaluator: ShardEvaluator {
         }
         let pairs = loaded.test.contains { $0.textPair != nil } ? loaded.test.map { $0.textPair ?? "" } : nil
         let encodings = try pretrained.encode(loaded.test.map(\.text), pairs: pairs, maxLength: config.maxLength)
-        let split = TestSplit(encodings: encodings, truth: truth)
+        let split = TestSplit(encodings: encodings, truth: truth, examples: loaded.test, domain: domain)
         splits[domain] = split
         return split
     }
@@ -265,9 +284,45 @@ public final class MixtureEvaluator: ShardEvaluator {
         case .fgsm:
             predictions = try AdaptedRunner(model: model, threads: threads, batchSize: config.batchSize, fixedBatches: true)
                 .predict(split.encodings, padId: pretrained.tokenizer.padId, labels: split.truth, fgsmEpsilon: Float(config.fgsmEpsilon))
+        case .textfooler:
+            let correct = try textFooler(adapter, on: split)
+            return (correct, seconds(since: start))
         }
         let secs = seconds(since: start)
         return (zip(predictions, split.truth).map { $0.label == $1 }, secs)
+    }
+
+    /// TextFooler on the first `textfooler.cap(for:)` examples: one bit per example, set when the
+    /// model is still right after the attack (an example it already got wrong counts as wrong).
+    func textFooler(_ adapter: Adapter, on split: TestSplit) throws -> [Bool] {
+        let settings = config.textfooler
+        guard let domain = split.domain else { throw EvaluatorError("internal: a test split without its domain") }
+        let count = min(settings.cap(for: domain), split.examples.count)
+        let examples = Array(split.examples.prefix(count))
+        if gloVe == nil {
+            gloVe = try GloVeVectors(contentsOf: URL(fileURLWithPath: ArtifactHashes.attackFilePaths(config)["glove"]!))
+            let sentence = try PretrainedEncoder(directory: URL(fileURLWithPath: settings.sentenceModel ?? PretrainedEncoder.defaultModelDirectory().path))
+            sentenceSimilarity = EncoderSimilarity(pretrained: sentence, threads: threads)
+            if settings.posFilter { wordNet = try WordNetPOS() }
+        }
+        let table: SynonymTable
+        if let t = synonymTables[domain] {
+            table = t
+        } else {
+            table = SynonymTable(queries: examples.flatMap { WordSequence($0.textPair ?? $0.text).words }, vectors: gloVe!,
+                                 threshold: Float(settings.synonymThreshold), maxCandidates: settings.maxCandidates, partsOfSpeech: wordNet)
+            synonymTables[domain] = table
+        }
+        var options = TextFoolerOptions()
+        options.similarityThreshold = settings.similarityThreshold
+        options.queryBudget = settings.queryBudget
+        let fooler = TextFooler(options: options)
+        let victim = try AdapterVictim(pretrained: pretrained, adapter: adapter, threads: threads, batchSize: config.batchSize,
+                                       maxLength: config.maxLength)
+        return try zip(examples, split.truth).map { e, label in
+            let input = e.textPair.map { AttackInput(text: e.text, pair: $0) } ?? AttackInput(text: e.text)
+            return try fooler.attack(input, label: label, victim: victim, synonyms: table, similarity: sentenceSimilarity!).correctAfterAttack
+        }
     }
 }
 

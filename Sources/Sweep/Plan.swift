@@ -1,5 +1,7 @@
+import Attack
 import Crypto
 import Datasets
+import Encoder
 import Foundation
 
 /// One mixture: the target and its members (the target included), members in sorted order.
@@ -73,6 +75,9 @@ public struct ArtifactHashes: Sendable, Equatable, Codable {
     public var testSplits: [String: String]
     /// The base model's other files the encoder reads (`config.json`, `tokenizer.json`) → SHA-256.
     public var baseModelFiles: [String: String]
+    /// With the TextFooler condition: `glove` and `sentence/<file>` (and `wordnet/<file>` with the
+    /// POS filter) → SHA-256. Workers read these from their own packaged copies and check them.
+    public var attackFiles: [String: String] = [:]
 
     /// The files of the base model folder a worker needs besides `model.safetensors`.
     public static let baseModelSideFiles = ["config.json", "tokenizer.json"]
@@ -86,7 +91,7 @@ public struct ArtifactHashes: Sendable, Equatable, Codable {
         self.baseModelFiles = baseModelFiles
     }
 
-    enum CodingKeys: String, CodingKey { case baseModel, adapters, evaluator, testSplits, baseModelFiles }
+    enum CodingKeys: String, CodingKey { case baseModel, adapters, evaluator, testSplits, baseModelFiles, attackFiles }
 
     /// Decodes JSON written before `evaluator` and `testSplits` existed too (as "mixture", none).
     public init(from decoder: Decoder) throws {
@@ -96,6 +101,7 @@ public struct ArtifactHashes: Sendable, Equatable, Codable {
         evaluator = try c.decodeIfPresent(String.self, forKey: .evaluator) ?? "mixture"
         testSplits = try c.decodeIfPresent([String: String].self, forKey: .testSplits) ?? [:]
         baseModelFiles = try c.decodeIfPresent([String: String].self, forKey: .baseModelFiles) ?? [:]
+        attackFiles = try c.decodeIfPresent([String: String].self, forKey: .attackFiles) ?? [:]
     }
 
     /// The artifacts of a sweep run with the no-op evaluator, which reads nothing: each domain with no
@@ -116,6 +122,7 @@ public struct ArtifactHashes: Sendable, Equatable, Codable {
         }
         lines.append("evaluator \(evaluator)")
         for d in testSplits.keys.sorted() { lines.append("test/\(d) \(testSplits[d]!)") }
+        for f in attackFiles.keys.sorted() { lines.append("attack/\(f) \(attackFiles[f]!)") }
         return lines.joined(separator: "\n")
     }
 
@@ -134,8 +141,26 @@ public struct ArtifactHashes: Sendable, Equatable, Codable {
             let path = (config.baseModel as NSString).appendingPathComponent(f)
             if FileManager.default.fileExists(atPath: path) { side[f] = try hashFile(path) }
         }
-        return ArtifactHashes(baseModel: try hashFile(config.baseModelWeights), adapters: adapters, evaluator: "mixture",
-                              testSplits: tests, baseModelFiles: side)
+        var out = ArtifactHashes(baseModel: try hashFile(config.baseModelWeights), adapters: adapters, evaluator: "mixture",
+                                 testSplits: tests, baseModelFiles: side)
+        if config.conditions.contains(.textfooler) {
+            for (name, path) in attackFilePaths(config) { out.attackFiles[name] = try hashFile(path) }
+        }
+        return out
+    }
+
+    /// Where the TextFooler resources are on this machine: the packaged GloVe file, the sentence
+    /// encoder's files, and WordNet's index files when the POS filter is on.
+    public static func attackFilePaths(_ config: SweepConfig) -> [String: String] {
+        var out = ["glove": GloVeVectors.packagedFile().path]
+        let sentence = config.textfooler.sentenceModel ?? PretrainedEncoder.defaultModelDirectory().path
+        for f in ["model.safetensors"] + baseModelSideFiles { out["sentence/\(f)"] = (sentence as NSString).appendingPathComponent(f) }
+        if config.textfooler.posFilter {
+            for pos in ["noun", "verb", "adj", "adv"] {
+                out["wordnet/index.\(pos)"] = WordNetPOS.packagedDirectory().appendingPathComponent("index.\(pos)").path
+            }
+        }
+        return out
     }
 
     /// Every artifact a worker needs, by logical path: `model/<file>`, `adapters/<domain>/<file>`,

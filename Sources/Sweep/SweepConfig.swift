@@ -21,9 +21,41 @@ public struct SweepConfigError: Error, CustomStringConvertible, Equatable, Senda
 public enum SweepCondition: String, Sendable, Codable, CaseIterable, Comparable {
     case clean
     case fgsm
+    /// TextFooler (black-box synonym swaps) on the first `textfooler.cap` test examples.
+    case textfooler
 
     public static func < (a: SweepCondition, b: SweepCondition) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// The `textfooler:` block of a sweep config.
+public struct TextFoolerSettings: Sendable, Equatable {
+    /// Examples attacked per target (the first ones of its capped test split): the attack costs
+    /// hundreds of forward passes per example.
+    public var cap: Int = 50
+    public var caps: [String: Int] = [:]
+    public var synonymThreshold: Double = 0.8
+    public var similarityThreshold: Double = 0.84
+    public var maxCandidates: Int = 50
+    public var queryBudget: Int = 2000
+    public var posFilter: Bool = false
+    /// The sentence encoder's folder; nil = the packaged all-MiniLM-L6-v2.
+    public var sentenceModel: String?
+
+    public init() {}
+
+    public func cap(for domain: String) -> Int { caps[domain] ?? cap }
+
+    static let keys: Set<String> = ["cap", "caps", "synonym_threshold", "similarity_threshold", "max_candidates", "query_budget",
+                                    "pos_filter", "sentence_model"]
+
+    var canonical: [String: Any] {
+        var c: [String: Any] = [:]
+        for (k, v) in caps { c[k] = v }
+        return ["cap": cap, "caps": c, "synonym_threshold": synonymThreshold.description,
+                "similarity_threshold": similarityThreshold.description, "max_candidates": maxCandidates,
+                "query_budget": queryBudget, "pos_filter": posFilter, "sentence_model": sentenceModel.map { $0 as Any } ?? NSNull()]
     }
 }
 
@@ -83,6 +115,8 @@ public struct SweepConfig: Sendable, Equatable {
     /// A training config (e.g. `configs/train-report.yaml`) with which the CLI trains the adapters that
     /// are missing before the sweep starts; nil = every adapter must exist.
     public var trainConfig: String?
+    /// The TextFooler condition's settings (docs/attacks.md).
+    public var textfooler = TextFoolerSettings()
 
     public init(baseModel: String, domains: [String], adapterMethod: AdapterMethod = .pfeiffer,
                 adapterDir: String = "out/adapters", strategy: MixStrategy = .average,
@@ -146,6 +180,7 @@ public struct SweepConfig: Sendable, Equatable {
             "shard_size": shardSize,
             "seed": String(seed),
             "sizes": sizes.sorted(),
+            "textfooler": textfooler.canonical,
         ]
         // Plain strings, numbers and containers always serialise.
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
@@ -156,7 +191,7 @@ public struct SweepConfig: Sendable, Equatable {
 
     public static let knownKeys: Set<String> = [
         "base_model", "domains", "datasets", "adapters", "mixing", "conditions", "fgsm_epsilon", "max_length",
-        "test_cap", "test_caps", "batch_size", "shard_size", "seed", "sizes",
+        "test_cap", "test_caps", "batch_size", "shard_size", "seed", "sizes", "textfooler",
     ]
 
     /// Reads and validates a sweep config file.
@@ -275,6 +310,34 @@ public struct SweepConfig: Sendable, Equatable {
         guard fgsmEpsilon >= 0 else { throw fail("fgsm_epsilon", "must be at least 0, got \(fgsmEpsilon)") }
         let maxLength = try map["max_length"].map { try int($0, "max_length", min: 2) } ?? 128
 
+        var textfooler = TextFoolerSettings()
+        if let t = map["textfooler"], !(t is NSNull) {
+            let m = try submap(t, "textfooler", allowed: TextFoolerSettings.keys)
+            if let v = m["cap"] { textfooler.cap = try int(v, "textfooler.cap", min: 1) }
+            if let v = m["caps"], !(v is NSNull) {
+                guard let cm = v as? [String: Any] else { throw fail("textfooler.caps", "expected a mapping of domain: cap") }
+                for k in cm.keys.sorted() {
+                    guard domains.contains(k) else { throw fail("textfooler.caps.\(k)", "'\(k)' is not one of the sweep's domains") }
+                    textfooler.caps[k] = try int(cm[k], "textfooler.caps.\(k)", min: 1)
+                }
+            }
+            if let v = m["synonym_threshold"] {
+                textfooler.synonymThreshold = try double(v, "textfooler.synonym_threshold")
+                guard (-1...1).contains(textfooler.synonymThreshold) else { throw fail("textfooler.synonym_threshold", "must be a cosine in -1…1") }
+            }
+            if let v = m["similarity_threshold"] {
+                textfooler.similarityThreshold = try double(v, "textfooler.similarity_threshold")
+                guard (0...1).contains(textfooler.similarityThreshold) else { throw fail("textfooler.similarity_threshold", "must be in 0…1") }
+            }
+            if let v = m["max_candidates"] { textfooler.maxCandidates = try int(v, "textfooler.max_candidates", min: 1) }
+            if let v = m["query_budget"] { textfooler.queryBudget = try int(v, "textfooler.query_budget", min: 1) }
+            if let v = m["pos_filter"] {
+                guard let b = v as? Bool else { throw fail("textfooler.pos_filter", "expected true or false") }
+                textfooler.posFilter = b
+            }
+            if let v = m["sentence_model"], !(v is NSNull) { textfooler.sentenceModel = try string(v, "textfooler.sentence_model") }
+        }
+
         let testCap = try map["test_cap"].flatMap { $0 is NSNull ? nil : try int($0, "test_cap", min: 1) }
         var testCaps: [String: Int] = [:]
         if let t = map["test_caps"] {
@@ -322,6 +385,13 @@ public struct SweepConfig: Sendable, Equatable {
                            strategy: strategy, parameters: parameters, conditions: conditions, testCap: testCap,
                            testCaps: testCaps, batchSize: batchSize, shardSize: shardSize, seed: seed, sizes: sizes,
                            fgsmEpsilon: fgsmEpsilon, maxLength: maxLength, datasets: datasets, trainConfig: trainConfig)
+            .with(textfooler: textfooler)
+    }
+
+    func with(textfooler: TextFoolerSettings) -> SweepConfig {
+        var c = self
+        c.textfooler = textfooler
+        return c
     }
 
     // MARK: - Mixing

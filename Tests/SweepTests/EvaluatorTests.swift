@@ -1,4 +1,5 @@
 import Adapters
+import Attack
 import Datasets
 import Encoder
 import Foundation
@@ -194,6 +195,41 @@ final class EvaluatorTests: XCTestCase {
         let ties = try Mixing.mix(target: MixMember(name: target, adapter: targetAdapter), members: members, options: options)
         XCTAssertEqual(a[2].weightsChangingDirection, ties.weightsChangingDirection)
         XCTAssertNotEqual(a[2].weightsChangingDirection, average.weightsChangingDirection)
+    }
+
+    /// The TextFooler condition: its bits equal an independent run of the attack on the same merged
+    /// mixture, one per attacked example (the first `textfooler.cap`).
+    func testTextFooLerConditionMatchesAnIndependentAttack() throws {
+        let f = try fixture()
+        guard FileManager.default.fileExists(atPath: GloVeVectors.packagedFile().path) else { throw XCTSkip("GloVe missing: run make setup") }
+        var config = f.config
+        config.conditions = [.clean, .textfooler]
+        config.textfooler.cap = 2
+        config.textfooler.sentenceModel = Self.modelDirectory.path  // the tiny model keeps the debug build fast
+        XCTAssertEqual(try SweepConfig.parse(yaml: config.canonicalJSON()).textfooler, config.textfooler)
+        let artifacts = try ArtifactHashes.compute(for: config, catalog: f.catalog)
+        XCTAssertEqual(Set(artifacts.attackFiles.keys), ["glove", "sentence/model.safetensors", "sentence/config.json", "sentence/tokenizer.json"])
+        let target = "sms-spam"
+        let item = try SweepPlan(config: config, artifacts: artifacts).items(for: target).first { $0.k == 2 && $0.condition == .textfooler }!
+        let out = try MixtureEvaluator(config: config, artifacts: artifacts, catalog: f.catalog, threads: 2)
+            .evaluate(target: target, items: [item]).outcomes[0]
+        XCTAssertNil(out.error, out.error ?? "")
+        XCTAssertEqual(out.correctness.count, 2)
+
+        // Independently: merge, victim, table, attack.
+        let members = try item.members.map { MixMember(name: $0, adapter: try load(f, $0)) }
+        let merged = try Mixing.mix(target: MixMember(name: target, adapter: try load(f, target)), members: members,
+                                    options: MixOptions(strategy: .average)).adapter
+        let splits = try f.catalog.load(target, options: SplitOptions(seed: 42, maxTest: 24))
+        let examples = Array(splits.test.prefix(2))
+        let victim = try AdapterVictim(pretrained: f.pretrained, adapter: merged, threads: 1, batchSize: 8, maxLength: 32)
+        let table = SynonymTable(queries: examples.flatMap { WordSequence($0.text).words }, vectors: try GloVeVectors(contentsOf: GloVeVectors.packagedFile()))
+        let similarity = EncoderSimilarity(pretrained: f.pretrained, threads: 1)
+        let expected = try examples.map { e in
+            try TextFooler().attack(AttackInput(text: e.text), label: splits.labels.firstIndex(of: e.label)!, victim: victim,
+                                    synonyms: table, similarity: similarity).correctAfterAttack
+        }
+        XCTAssertEqual(out.correctness, expected)
     }
 
     func testDifferingArtifactsAreRefusedClearly() throws {
