@@ -60,8 +60,8 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Encoder", "Tensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["Encoder"]),
-        .testTarget(name: "SweepTests", dependencies: ["Sweep", "Attack", "Adapters", "Datasets", "Encoder"]),
-        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Sweep"]),
+        .testTarget(name: "SweepTests", dependencies: ["Sweep", "Attack", "Adapters", "Datasets", "Encoder", "Tensor"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Sweep", "Tensor"]),
         // Real coordinator and worker processes on loopback (runs the built executable).
         .testTarget(name: "SweepProcessTests", dependencies: ["Cluster", "Sweep"]),
     ]

@@ -493,8 +493,12 @@ public struct WireMessage: Equatable, Sendable {
                 guard item.n >= 0, item.correct >= 0, item.correct <= item.n else {
                     throw WireError.badPayload(kind: kind, reason: "item \(item.key): need 0 ≤ correct ≤ n")
                 }
-                guard item.bits.count == (item.n + 7) / 8 else {
+                guard let bits = CorrectnessBits(count: item.n, bytes: item.bits) else {
                     throw WireError.badPayload(kind: kind, reason: "item \(item.key): \(item.bits.count) bit bytes for n = \(item.n)")
+                }
+                // `correct` is derivable from the bits (bits past n are zero): they must agree.
+                guard bits.correctCount == item.correct else {
+                    throw WireError.badPayload(kind: kind, reason: "item \(item.key): correct = \(item.correct) but \(bits.correctCount) bits are set")
                 }
                 guard item.seconds.isFinite, item.seconds >= 0 else { throw WireError.badPayload(kind: kind, reason: "item \(item.key): bad duration") }
             }

@@ -14,8 +14,10 @@ public struct CorrectnessBits: Sendable, Equatable, Hashable {
         bytes = Data(b)
     }
 
+    /// nil unless there are exactly ⌈count/8⌉ bytes and no bit past `count` is set.
     public init?(count: Int, bytes: Data) {
         guard count >= 0, bytes.count == (count + 7) / 8 else { return nil }
+        if count % 8 != 0, let last = bytes.last, last >> UInt8(count % 8) != 0 { return nil }
         self.count = count
         self.bytes = bytes
     }

@@ -68,7 +68,9 @@ public final class MixtureEvaluator: ShardEvaluator {
 
     /// Checks the base model's weights and every domain's adapter folder against `artifacts` (the first
     /// difference throws, naming the file and both hashes), then loads the base model.
-    public init(config: SweepConfig, artifacts: ArtifactHashes, catalog: DomainCatalog, threads: Int) throws {
+    /// `filesVerified`: the caller already checked the base model's and adapters' bytes against
+    /// `artifacts` (a worker resolves them through its verifying cache), so they are not hashed again.
+    public init(config: SweepConfig, artifacts: ArtifactHashes, catalog: DomainCatalog, threads: Int, filesVerified: Bool = false) throws {
         guard artifacts.evaluator == "mixture" else {
             throw EvaluatorError("the plan was made for the \(artifacts.evaluator) evaluator, not the mixture evaluator — run the workers with the coordinator's evaluator")
         }
@@ -78,6 +80,21 @@ public final class MixtureEvaluator: ShardEvaluator {
         self.threads = max(1, threads)
         mixOptions = try config.mixOptions(threads: self.threads)
 
+        if !filesVerified { try Self.verifyFiles(config: config, artifacts: artifacts) }
+        if config.conditions.contains(.textfooler) {
+            for (name, path) in ArtifactHashes.attackFilePaths(config).sorted(by: { $0.key < $1.key }) {
+                let actual = try? ArtifactHashes.hashFile(path)
+                guard let expected = artifacts.attackFiles[name], actual == expected else {
+                    throw EvaluatorError("\(path) (TextFooler's \(name)): SHA-256 \(actual ?? "(unreadable)") but the coordinator's plan has \(artifacts.attackFiles[name] ?? "none") — install the same packaged resources here ('make setup') as on the coordinator")
+                }
+            }
+        }
+        pretrained = try PretrainedEncoder(directory: URL(fileURLWithPath: config.baseModel))
+    }
+
+    /// The base model's files and every adapter file against the plan's hashes; the first
+    /// difference throws, naming the file and both hashes.
+    static func verifyFiles(config: SweepConfig, artifacts: ArtifactHashes) throws {
         let differs = "this worker's copy differs from the coordinator's: copy the coordinator's file here (or, if the coordinator's is stale, make a new plan there)"
         let weights = config.baseModelWeights
         let baseHash: String
@@ -117,15 +134,6 @@ public final class MixtureEvaluator: ShardEvaluator {
                 }
             }
         }
-        if config.conditions.contains(.textfooler) {
-            for (name, path) in ArtifactHashes.attackFilePaths(config).sorted(by: { $0.key < $1.key }) {
-                let actual = try? ArtifactHashes.hashFile(path)
-                guard let expected = artifacts.attackFiles[name], actual == expected else {
-                    throw EvaluatorError("\(path) (TextFooler's \(name)): SHA-256 \(actual ?? "(unreadable)") but the coordinator's plan has \(artifacts.attackFiles[name] ?? "none") — install the same packaged resources here ('make setup') as on the coordinator")
-                }
-            }
-        }
-        pretrained = try PretrainedEncoder(directory: URL(fileURLWithPath: config.baseModel))
     }
 
     public func evaluate(target: String, items: [WorkItem]) -> (outcomes: [ItemOutcome], timing: ShardTiming) {

@@ -635,7 +635,8 @@ func makeMixtureEvaluator(welcome: Welcome, fetcher: BlobFetcher, mode: String, 
     } catch {
         catalog = try DomainCatalog(assets: PretrainedEncoder.assetsDirectory())
     }
-    let evaluator = try MixtureEvaluator(config: viewConfig, artifacts: artifacts, catalog: catalog, threads: threads)
+    // Every file in the view came through the cache, which checked its SHA-256: not hashed again.
+    let evaluator = try MixtureEvaluator(config: viewConfig, artifacts: artifacts, catalog: catalog, threads: threads, filesVerified: true)
     evaluator.testSplitProvider = { domain in
         guard let sha = artifacts.testSplits[domain] else { throw CLIError("the coordinator's plan has no test split for \(domain)") }
         if useLocalPaths, let s = try? catalog.load(domain, options: SplitOptions(seed: config.seed, maxTest: config.testCap(for: domain))),

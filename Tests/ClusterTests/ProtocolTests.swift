@@ -1,6 +1,7 @@
 import CZeroMQ
 import Foundation
 import Sweep
+import Tensor
 import XCTest
 
 @testable import Cluster
@@ -24,8 +25,8 @@ private func policy(_ plan: SweepPlan, sweepId: String = "sweep-1") throws -> Pe
 private func samplePayloads(_ plan: SweepPlan) throws -> [Payload] {
     let shard = try XCTUnwrap(plan.shards().first)
     let results = shard.items.enumerated().map { i, item in
-        ItemReport(key: item.key, n: 10 + i, correct: 7, bits: Data(repeating: 0xA5, count: (10 + i + 7) / 8), seconds: 0.25,
-                   meanFSD: i == 0 ? nil : 0.25 + Double(i) / 64, weightsChangingDirection: i == 0 ? nil : 0.125)
+        ItemReport(ItemOutcome(key: item.key, correctness: (0..<(10 + i)).map { $0 % 3 != 1 }, meanFSD: i == 0 ? nil : 0.25 + Double(i) / 64,
+                               weightsChangingDirection: i == 0 ? nil : 0.125, seconds: 0.25))
     }
     return [
         .hello(Hello(worker: "node1:1234", pid: 1234, threads: 2)),
@@ -66,20 +67,8 @@ private final class Pair {
     }
 }
 
-/// Deterministic generator (SplitMix64) so the fuzz run is reproducible.
-private struct SeededRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
-private func randomBytes(_ count: Int, _ rng: inout SeededRNG) -> Data {
+private func randomBytes(_ count: Int, _ rng: inout SplitMix64) -> Data {
     Data((0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) })
 }
 
@@ -211,9 +200,14 @@ final class ProtocolTests: XCTestCase {
         f[4] = Data([1, 0, 0, 0, 2]) + Data("{}".utf8)
         expect(f, .badPayload(kind: .ready, reason: "invalid JSON for Ready"))
         // Semantic checks on results.
-        let bad = ShardResult(shard: 0, attempt: 1, items: [ItemReport(key: "k", n: 4, correct: 5, bits: Data([0]), seconds: 1)])
-        XCTAssertThrowsError(try WireMessage.decode(p.message(.result(bad)).encode())) { error in
-            guard case .badPayload(kind: .result, _)? = error as? WireError else { return XCTFail("\(error)") }
+        // correct > n; correct disagreeing with the bits; a bit set past n.
+        for item in [ItemReport(key: "k", n: 4, correct: 5, bits: Data([0]), seconds: 1),
+                     ItemReport(key: "k", n: 4, correct: 1, bits: Data([0b0011]), seconds: 1),
+                     ItemReport(key: "k", n: 4, correct: 1, bits: Data([0b1_0000]), seconds: 1)] {
+            let bad = ShardResult(shard: 0, attempt: 1, items: [item])
+            XCTAssertThrowsError(try WireMessage.decode(p.message(.result(bad)).encode())) { error in
+                guard case .badPayload(kind: .result, _)? = error as? WireError else { return XCTFail("\(error)") }
+            }
         }
         // Routed: no identity frame at all.
         if case .refused(identity: nil, _, error: .missingEnvelope?) = p.admit([]) {} else { XCTFail("empty routed message admitted") }
@@ -332,7 +326,7 @@ final class ProtocolTests: XCTestCase {
         defer { dealer.close() }
         try dealer.connect(endpoint)
 
-        var rng = SeededRNG(seed: 0x5EED_0006)
+        var rng = SplitMix64(seed: 0x5EED_0006)
         let valid = try samplePayloads(plan).map { try p.message($0).encode() }
         let count = 2000
         var mustFail = 0

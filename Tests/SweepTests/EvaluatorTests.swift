@@ -4,6 +4,7 @@ import Datasets
 import Encoder
 import Foundation
 @testable import Sweep
+import Tensor
 import XCTest
 
 /// The mixture evaluator on a real, tiny sweep: three packaged domains (one of text pairs) with random
@@ -59,7 +60,7 @@ final class EvaluatorTests: XCTestCase {
     /// A fresh adapter has a zero up-projection: every parameter is drawn instead, so members differ.
     static func randomAdapter(labels: [String], encoder: EncoderConfig, seed: UInt64) -> Adapter {
         let a = Adapter.initialized(config: AdapterConfig(method: .pfeiffer, bottleneck: 8), encoder: encoder, labels: labels, seed: seed)
-        var rng = SplitMix(seed: seed &* 7919)
+        var rng = SplitMix64(seed: seed &* 7919)
         for i in 0..<a.layout.count {
             let u = Float(rng.next() >> 40) / Float(1 << 24) - 0.5  // U(−0.5, 0.5)
             a.parameters.base[i] = i < a.layout.bodyCount ? 0.6 * u : 2 * u

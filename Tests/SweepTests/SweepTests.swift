@@ -2,6 +2,7 @@ import Adapters
 import Datasets
 import Foundation
 @testable import Sweep
+import Tensor
 import XCTest
 
 func fakeArtifacts(_ domains: [String], method: String = "pfeiffer") -> ArtifactHashes {
@@ -425,7 +426,7 @@ final class JournalTests: XCTestCase {
     var path: String { dir.appendingPathComponent("journal.sqlite").path }
 
     func result(_ item: WorkItem, seed: Int, worker: String = "w1", attempt: Int = 1) -> ItemResult {
-        var rng = SplitMix(seed: UInt64(seed) &+ item.key.utf8.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        var rng = SplitMix64(seed: UInt64(seed) &+ item.key.utf8.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
         let bits = (0..<37).map { _ in rng.next() % 3 != 0 }
         return ItemResult(key: item.key, correctness: bits, meanFSD: item.k > 1 ? 0.25 : nil,
                           weightsChangingDirection: item.k > 1 ? 0.1 : nil, worker: worker, attempt: attempt, duration: 0.5)
@@ -541,7 +542,7 @@ final class JournalTests: XCTestCase {
 
 final class AggregationTests: XCTestCase {
     func testWelfordMatchesTwoPass() {
-        var rng = SplitMix(seed: 11)
+        var rng = SplitMix64(seed: 11)
         var w = Welford()
         var xs: [Double] = []
         for _ in 0..<1000 {
@@ -563,7 +564,7 @@ final class AggregationTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let plan = try makePlan(["a", "b", "c", "d", "e"])
         let journal = try Journal.create(path: dir.appendingPathComponent("j.sqlite").path, plan: plan)
-        var rng = SplitMix(seed: 2024)
+        var rng = SplitMix64(seed: 2024)
         var items = plan.allItems()
         // Random arrival order, in random batches, with duplicates mixed in.
         for i in stride(from: items.count - 1, to: 0, by: -1) { items.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
@@ -600,18 +601,6 @@ final class AggregationTests: XCTestCase {
     }
 }
 
-/// A small deterministic generator for the tests.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 final class JournalScaleTests: XCTestCase {
     /// The full 13-domain plan (106,496 items, both conditions) through the journal: created in one
