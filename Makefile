@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/release/adaptermix
 
-.PHONY: setup build demo test bench bench-sweep-noop bench-peer quality adapters clean
+.PHONY: setup build demo test bench bench-sweep-noop bench-peer bench-textfooler-peer quality adapters clean
 
 setup:
 	@bash scripts/setup.sh
@@ -22,6 +22,8 @@ test: setup
 bench: build
 	$(BIN) bench encoder
 	$(BIN) bench fsd
+	@# TextFooler examples/s and queries/s (trains its rotten-tomatoes victim the first time, ~30 s).
+	@ROUNDS=1 bash bench/textfooler.sh
 
 # The sweep machinery alone: the 13-domain plan through real sockets and the journal, no-op evaluator.
 bench-sweep-noop: build
@@ -31,6 +33,10 @@ bench-sweep-noop: build
 # The Python peers (ONNX Runtime, PyTorch) in their own virtualenv; never run by CI.
 bench-peer: setup
 	@bash bench/peer.sh
+
+# TextAttack's TextFooler on the same victim, examples and thresholds (its own virtualenv; never run by CI).
+bench-textfooler-peer: build
+	@PEER=1 bash bench/textfooler.sh
 
 # Adapter training runs (minutes each; not in CI): the quality bar, and all 13 domains × 3 methods.
 quality: build

@@ -26,6 +26,31 @@ public final class AdapterVictim: VictimClassifier {
         let encodings = try pretrained.encode(inputs.map(\.text), pairs: pairs, maxLength: maxLength)
         return try runner.predict(encodings, padId: pretrained.tokenizer.padId).map { softmaxProbabilities($0.logits) }
     }
+
+    /// For a single text longer than `maxLength` tokens: how many leading words the truncation
+    /// leaves (at least partly) in, found by binary search for the shortest prefix — the words
+    /// before word j and the separator before it — that already gives the victim's truncated
+    /// tokens. Text pairs: nil (the truncation shares the length between the two texts; every
+    /// word is attacked).
+    public func wordsSeen(_ input: AttackInput, words: WordSequence) throws -> Int? {
+        guard input.pair == nil, words.count > 0 else { return nil }
+        let limit = min(maxLength, pretrained.model.config.maxSequenceLength)
+        let tokenizer = pretrained.tokenizer
+        guard try tokenizer.encode(input.text, maxLength: Int(Int32.max)).count > limit else { return nil }
+        let read = try tokenizer.encode(input.text, maxLength: limit).ids
+        // Trailing whitespace dropped: a byte-level tokenizer would make a lone space token of it.
+        func enough(_ j: Int) throws -> Bool {
+            let prefix = words.textBefore(j)
+            let trimmed = String(prefix.reversed().drop(while: \.isWhitespace).reversed())
+            return try tokenizer.encode(trimmed, maxLength: limit).ids == read
+        }
+        var lo = 0, hi = words.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if try enough(mid) { hi = mid } else { lo = mid + 1 }
+        }
+        return lo
+    }
 }
 
 /// Softmax in double precision (then rounded), stable for large logits.

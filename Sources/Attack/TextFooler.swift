@@ -13,6 +13,13 @@ public protocol VictimClassifier {
     var classCount: Int { get }
     /// Probabilities (summing to 1) for each input, in order.
     func probabilities(_ inputs: [AttackInput]) throws -> [[Float]]
+    /// How many leading words of `words` (the attacked text of `input`) the classifier reads, when
+    /// it truncates; nil when it reads them all. Words past it cannot change a prediction.
+    func wordsSeen(_ input: AttackInput, words: WordSequence) throws -> Int?
+}
+
+extension VictimClassifier {
+    public func wordsSeen(_ input: AttackInput, words: WordSequence) throws -> Int? { nil }
 }
 
 /// One input: a text, or a text pair (the attack changes `pair` when there is one).
@@ -40,6 +47,12 @@ public struct TextFoolerOptions: Sendable {
     public var queryBudget: Int = 2000
     /// Words never swapped (lower-cased).
     public var stopWords: Set<String> = TextFooler.defaultStopWords
+    /// Only the first `maxWords` words are ranked and swapped (TextAttack's `truncate_words_to`);
+    /// set from the victim's `max_length` so that no query is spent on words it never sees.
+    public var maxWords: Int?
+    /// Leave alone the words past the victim's truncation (`VictimClassifier.wordsSeen`): a query
+    /// spent on them cannot change the prediction.
+    public var skipUnseenWords = true
 
     public init() {}
 }
@@ -129,9 +142,32 @@ public struct WordSequence: Sendable, Equatable {
         return copy
     }
 
-    /// Words `lo ..< hi` joined by single spaces (the similarity window).
+    /// The text before word `j`: the words before it and every separator up to it.
+    public func textBefore(_ j: Int) -> String {
+        pieces[0...(2 * max(0, min(j, count)))].joined()
+    }
+
+    /// Words `lo ..< hi` joined by single spaces.
     public func window(_ lo: Int, _ hi: Int) -> String {
         (max(0, lo)..<min(count, hi)).map { self[$0] }.joined(separator: " ")
+    }
+
+    /// The text of the `size` words around word `i`, from the first word's start to the last
+    /// word's end (separators between them kept), placed as TextAttack's
+    /// `text_window_around_index` places it: centred where it fits, otherwise against the start or
+    /// the end of the text so that it still holds `size` words when the text has them.
+    public func window(around i: Int, size: Int) -> String {
+        guard count > 0 else { return "" }
+        let half = Double(size - 1) / 2
+        let start: Int, end: Int
+        if Double(i) - half < 0 {
+            (start, end) = (0, min(size - 1, count - 1))
+        } else if Double(i) + half >= Double(count) {
+            (start, end) = (max(0, count - size), count - 1)
+        } else {
+            (start, end) = (i - Int(half.rounded(.up)), i + Int(half.rounded(.down)))
+        }
+        return pieces[(2 * start + 1)...(2 * end + 1)].joined()
     }
 }
 
@@ -158,58 +194,65 @@ public struct TextFooler {
                                  finalLabel: argmax(p0))
         }
 
-        // 1. Word importance by deletion: the drop in the true class's probability.
+        // 1. Word importance by deletion (the drop in the true class's probability), over the words
+        //    the attack may change: not stop-words, and within the first `maxWords` when set.
         let n = original.count
         let budgetLeft = { options.queryBudget - queries }
-        let rankable = Array(0..<min(n, max(0, budgetLeft())))
-        var importance = [Float](repeating: -.infinity, count: n)
+        let seen = options.skipUnseenWords ? try victim.wordsSeen(input, words: original) : nil
+        let reach = min(n, options.maxWords ?? n, seen ?? n)
+        let swappable = (0..<reach).filter { !options.stopWords.contains(original[$0].lowercased()) }
+        let rankable = Array(swappable.prefix(max(0, budgetLeft())))
+        var importance: [Int: Float] = [:]
         if !rankable.isEmpty {
             let deleted = try victim.probabilities(rankable.map { make(original.replacing($0, with: "")) })
             queries += rankable.count
             for (j, i) in rankable.enumerated() { importance[i] = p0[label] - deleted[j][label] }
         }
-        let order = (0..<n).sorted { importance[$0] != importance[$1] ? importance[$0] > importance[$1] : $0 < $1 }
+        let order = rankable.sorted { importance[$0]! != importance[$1]! ? importance[$0]! > importance[$1]! : $0 < $1 }
 
-        // 2. Swap in that order.
+        // 2. Swap in that order. As TextAttack: the constraints filter the candidates first and only
+        //    those that pass are queried; the one that lowers the true class's probability most is
+        //    kept when it lowers it at all, and when it flips the label, the most similar of the
+        //    flipping candidates that lead the ranking wins.
         var current = original
         var currentP = p0[label]
         var swaps: [Swap] = []
-        var swapped = Set<Int>()
-        let half = options.window / 2
         for i in order {
             if budgetLeft() <= 0 { break }
             let word = current[i]
             let lower = word.lowercased()
-            guard !options.stopWords.contains(lower), !swapped.contains(i) else { continue }
-            var candidates = synonyms.candidates(for: lower).filter { $0 != lower && !$0.isEmpty }
+            // Only candidates that read as one word (GloVe also lists punctuation and symbols).
+            let candidates = synonyms.candidates(for: lower).filter { $0 != lower && WordSequence($0).words == [$0] }
             guard !candidates.isEmpty else { continue }
-            candidates = Array(candidates.prefix(budgetLeft()))
             let capitalised = word.first.map { $0.isUppercase } ?? false
             let replacements = candidates.map { c in capitalised ? c.prefix(1).uppercased() + c.dropFirst() : c }
             let texts = replacements.map { current.replacing(i, with: $0) }
-            let probs = try victim.probabilities(texts.map(make))
-            queries += texts.count
             // The sentence-similarity constraint on the window around the swap (against the text before it).
-            let before = current.window(i - half, i + half + 1)
-            let sims = try similarity.similarity(texts.map { (before, $0.window(i - half, i + half + 1)) })
-
-            var flips: [Int] = []
-            var best: Int?
-            for k in texts.indices where sims[k] >= options.similarityThreshold {
-                if argmax(probs[k]) != label { flips.append(k) }
-                if probs[k][label] < (best.map { probs[$0][label] } ?? currentP) { best = k }
-            }
-            // A flip wins (the most similar one); otherwise the largest drop, if any.
-            let chosen = flips.max { sims[$0] < sims[$1] || (sims[$0] == sims[$1] && $0 > $1) } ?? best
-            guard let k = chosen else { continue }
-            swaps.append(Swap(position: i, original: word, replacement: replacements[k], similarity: sims[k]))
-            swapped.insert(i)
-            current = texts[k]
-            currentP = probs[k][label]
-            if argmax(probs[k]) != label {
+            let before = current.window(around: i, size: options.window)
+            let sims = try similarity.similarity(texts.map { (before, $0.window(around: i, size: options.window)) })
+            let passing = Array(texts.indices.filter { sims[$0] >= options.similarityThreshold }.prefix(budgetLeft()))
+            guard !passing.isEmpty else { continue }
+            let probs = try victim.probabilities(passing.map { make(texts[$0]) })
+            queries += passing.count
+            // Candidates by falling true-class probability (ties in candidate order).
+            let ranked = passing.indices.sorted { probs[$0][label] != probs[$1][label] ? probs[$0][label] < probs[$1][label] : $0 < $1 }
+            guard let top = ranked.first, probs[top][label] < currentP else { continue }
+            var pick = top
+            if argmax(probs[top]) != label {
+                for j in ranked {
+                    guard argmax(probs[j]) != label else { break }
+                    if sims[passing[j]] > sims[passing[pick]] { pick = j }
+                }
+                let k = passing[pick]
+                swaps.append(Swap(position: i, original: word, replacement: replacements[k], similarity: sims[k]))
+                current = texts[k]
                 return AttackOutcome(status: .succeeded, adversarial: make(current), swaps: swaps, wordCount: n, queries: queries,
-                                     finalLabel: argmax(probs[k]))
+                                     finalLabel: argmax(probs[pick]))
             }
+            let k = passing[pick]
+            swaps.append(Swap(position: i, original: word, replacement: replacements[k], similarity: sims[k]))
+            current = texts[k]
+            currentP = probs[pick][label]
         }
         return AttackOutcome(status: .failed, adversarial: make(current), swaps: swaps, wordCount: n, queries: queries, finalLabel: label)
     }
@@ -229,15 +272,82 @@ public struct TextFooler {
         """.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
 }
 
+extension TextFooler {
+    /// Attacks every input, as many at once as there are victims: worker w attacks with
+    /// `victims[w]` and `similarities[w]` (each single-threaded), taking the next example when it
+    /// is done. The attacks are independent and each is deterministic, so the outcomes (in input
+    /// order) are those of attacking one by one; small batches of candidates use the cores better
+    /// this way than split across threads.
+    public func attackAll(_ inputs: [AttackInput], labels: [Int], victims: [VictimClassifier], similarities: [SentenceSimilarity],
+                          synonyms: SynonymSource) throws -> [AttackOutcome] {
+        precondition(inputs.count == labels.count && !victims.isEmpty && victims.count == similarities.count)
+        let box = AttackBox(count: inputs.count)
+        let workers = min(victims.count, inputs.count)
+        if workers <= 1 {
+            return try zip(inputs, labels).map { try attack($0, label: $1, victim: victims[0], synonyms: synonyms, similarity: similarities[0]) }
+        }
+        let work = UncheckedWork(fooler: self, inputs: inputs, labels: labels, victims: victims, similarities: similarities, synonyms: synonyms)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            while let i = box.next() {
+                do {
+                    box.set(i, try work.fooler.attack(work.inputs[i], label: work.labels[i], victim: work.victims[w],
+                                                       synonyms: work.synonyms, similarity: work.similarities[w]))
+                } catch {
+                    box.fail(error)
+                }
+            }
+        }
+        return try box.results()
+    }
+}
+
+/// What the workers read: the victims and similarities are each used by one worker only, the rest
+/// is read-only.
+private struct UncheckedWork: @unchecked Sendable {
+    let fooler: TextFooler
+    let inputs: [AttackInput]
+    let labels: [Int]
+    let victims: [VictimClassifier]
+    let similarities: [SentenceSimilarity]
+    let synonyms: SynonymSource
+}
+
+/// The next example to attack, the outcomes so far and the first error (which stops the rest).
+private final class AttackBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cursor = 0
+    private var outcomes: [AttackOutcome?]
+    private var error: Error?
+
+    init(count: Int) { outcomes = Array(repeating: nil, count: count) }
+
+    func next() -> Int? {
+        lock.lock(); defer { lock.unlock() }
+        guard error == nil, cursor < outcomes.count else { return nil }
+        cursor += 1
+        return cursor - 1
+    }
+
+    func set(_ i: Int, _ outcome: AttackOutcome) { lock.lock(); outcomes[i] = outcome; lock.unlock() }
+    func fail(_ e: Error) { lock.lock(); if error == nil { error = e }; lock.unlock() }
+
+    func results() throws -> [AttackOutcome] {
+        if let error { throw error }
+        return outcomes.map { $0! }
+    }
+}
+
 /// Angular similarity of mean-pooled, normalised sentence embeddings from an encoder (the packaged
-/// all-MiniLM-L6-v2 stands in for the Universal Sentence Encoder the study used).
+/// all-MiniLM-L6-v2 stands in for the Universal Sentence Encoder the study used). Single-threaded,
+/// in batches of 32 whatever the machine, so the similarities — and the attack's path — are the
+/// same everywhere; `TextFooler.attackAll` attacks several examples at once instead.
 public final class EncoderSimilarity: SentenceSimilarity {
     let pretrained: PretrainedEncoder
     let runner: EncoderRunner
 
-    public init(pretrained: PretrainedEncoder, threads: Int) {
+    public init(pretrained: PretrainedEncoder) {
         self.pretrained = pretrained
-        runner = EncoderRunner(model: pretrained.model, threads: threads)
+        runner = EncoderRunner(model: pretrained.model, threads: 1)
     }
 
     public func embed(_ texts: [String]) throws -> [[Float]] {

@@ -55,7 +55,7 @@ public final class MixtureEvaluator: ShardEvaluator {
     /// TextFooler's resources, loaded on first use: GloVe, the sentence encoder, WordNet, and a
     /// synonym table per target (for the words of the examples attacked).
     private var gloVe: GloVeVectors?
-    private var sentenceSimilarity: EncoderSimilarity?
+    private var sentenceSimilarities: [EncoderSimilarity] = []
     private var wordNet: WordNetPOS?
     private var synonymTables: [String: SynonymTable] = [:]
 
@@ -310,7 +310,7 @@ public final class MixtureEvaluator: ShardEvaluator {
         if gloVe == nil {
             gloVe = try GloVeVectors(contentsOf: URL(fileURLWithPath: ArtifactHashes.attackFilePaths(config)["glove"]!))
             let sentence = try PretrainedEncoder(directory: URL(fileURLWithPath: settings.sentenceModel ?? PretrainedEncoder.defaultModelDirectory().path))
-            sentenceSimilarity = EncoderSimilarity(pretrained: sentence, threads: threads)
+            sentenceSimilarities = (0..<max(1, threads)).map { _ in EncoderSimilarity(pretrained: sentence) }
             if settings.posFilter { wordNet = try WordNetPOS() }
         }
         let table: SynonymTable
@@ -325,12 +325,14 @@ public final class MixtureEvaluator: ShardEvaluator {
         options.similarityThreshold = settings.similarityThreshold
         options.queryBudget = settings.queryBudget
         let fooler = TextFooler(options: options)
-        let victim = try AdapterVictim(pretrained: pretrained, adapter: adapter, threads: threads, batchSize: config.batchSize,
-                                       maxLength: config.maxLength)
-        return try zip(examples, split.truth).map { e, label in
-            let input = e.textPair.map { AttackInput(text: e.text, pair: $0) } ?? AttackInput(text: e.text)
-            return try fooler.attack(input, label: label, victim: victim, synonyms: table, similarity: sentenceSimilarity!).correctAfterAttack
+        // One single-threaded victim per thread, examples attacked concurrently (same outcomes as one by one).
+        let workers = max(1, min(threads, examples.count))
+        let victims = try (0..<workers).map { _ in
+            try AdapterVictim(pretrained: pretrained, adapter: adapter, threads: 1, batchSize: config.batchSize, maxLength: config.maxLength)
         }
+        let inputs = examples.map { e in e.textPair.map { AttackInput(text: e.text, pair: $0) } ?? AttackInput(text: e.text) }
+        return try fooler.attackAll(inputs, labels: Array(split.truth.prefix(count)), victims: victims,
+                                    similarities: Array(sentenceSimilarities.prefix(workers)), synonyms: table).map(\.correctAfterAttack)
     }
 }
 

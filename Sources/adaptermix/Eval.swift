@@ -156,6 +156,7 @@ struct Eval: ParsableCommand {
                     obj["attack_success_rate"] = f.successRate; obj["mean_perturbed_word_fraction"] = f.meanPerturbedFraction
                     obj["mean_queries"] = f.meanQueries; obj["skipped"] = f.skipped; obj["succeeded"] = f.succeeded; obj["failed"] = f.failed
                     obj["examples_per_second"] = f.examplesPerSecond; obj["queries_per_second"] = f.queriesPerSecond
+                    obj["attack_seconds"] = f.seconds; obj["victim_seconds"] = f.victimSeconds; obj["similarity_seconds"] = f.similaritySeconds
                 }
                 let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
                 print(String(decoding: d, as: UTF8.self))
@@ -172,6 +173,9 @@ struct Eval: ParsableCommand {
                     print(String(format: "TextFooler accuracy %.4f  macro-F1 %.4f · attack success %.4f (%d of %d attacked; %d already wrong) · %.1f%% of words changed · %.1f queries per example · %.2f examples/s, %.0f queries/s",
                                  advScores.accuracy, advScores.macroF1, f.successRate, f.succeeded, f.succeeded + f.failed, f.skipped,
                                  100 * f.meanPerturbedFraction, f.meanQueries, f.examplesPerSecond, f.queriesPerSecond))
+                    print(String(format: "TextFooler time %.2f s: victim queries %.0f%%, sentence similarity %.0f%% (%d window pairs), search and candidates %.0f%%",
+                                 f.seconds, 100 * f.victimSeconds / max(f.seconds, 1e-9), 100 * f.similaritySeconds / max(f.seconds, 1e-9),
+                                 f.similarityTexts, 100 * max(0, 1 - (f.victimSeconds + f.similaritySeconds) / max(f.seconds, 1e-9))))
                 }
             }
         }
@@ -182,6 +186,10 @@ struct Eval: ParsableCommand {
 struct TextFoolerSummary {
     var outcomes: [AttackOutcome]
     var seconds: Double
+    /// Of `seconds`: answering victim queries, and the sentence-similarity constraint.
+    var victimSeconds = 0.0
+    var similaritySeconds = 0.0
+    var similarityTexts = 0
     var skipped: Int { outcomes.filter { $0.status == .skipped }.count }
     var succeeded: Int { outcomes.filter { $0.status == .succeeded }.count }
     var failed: Int { outcomes.filter { $0.status == .failed }.count }
@@ -210,18 +218,52 @@ extension Eval {
                                            partsOfSpeech: posFilter ? WordNetPOS() : nil, cacheDirectory: cache)
         let sentence = try sentenceModel.map { try PretrainedEncoder(directory: URL(fileURLWithPath: $0)) }
             ?? PretrainedEncoder(directory: PretrainedEncoder.defaultModelDirectory())
-        let similarity = EncoderSimilarity(pretrained: sentence, threads: threadOptions.threads)
-        let victim = try AdapterVictim(pretrained: pretrained, adapter: adapter, threads: threadOptions.threads, maxLength: maxLength)
+        // One single-threaded victim and similarity per thread; examples are attacked concurrently.
+        let workers = max(1, min(threadOptions.threads, examples.count))
+        let victims = try (0..<workers).map { _ in
+            TimedVictim(try AdapterVictim(pretrained: pretrained, adapter: adapter, threads: 1, maxLength: maxLength))
+        }
+        let similarities = (0..<workers).map { _ in TimedSimilarity(EncoderSimilarity(pretrained: sentence)) }
         var options = TextFoolerOptions()
         options.similarityThreshold = similarityThreshold
         options.queryBudget = queryBudget
         let fooler = TextFooler(options: options)
+        let inputs = examples.map { e in e.textPair.map { AttackInput(text: e.text, pair: $0) } ?? AttackInput(text: e.text) }
         let start = DispatchTime.now().uptimeNanoseconds
-        var outcomes: [AttackOutcome] = []
-        for (e, label) in zip(examples, targets) {
-            let input = e.textPair.map { AttackInput(text: e.text, pair: $0) } ?? AttackInput(text: e.text)
-            outcomes.append(try fooler.attack(input, label: label, victim: victim, synonyms: table, similarity: similarity))
-        }
-        return TextFoolerSummary(outcomes: outcomes, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        let outcomes = try fooler.attackAll(inputs, labels: targets, victims: victims, similarities: similarities, synonyms: table)
+        // Per-thread stopwatches: their sums over threads, as a share of threads × wall time.
+        let scale = 1 / Double(workers)
+        return TextFoolerSummary(outcomes: outcomes, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
+                                 victimSeconds: scale * victims.reduce(0) { $0 + $1.seconds },
+                                 similaritySeconds: scale * similarities.reduce(0) { $0 + $1.seconds },
+                                 similarityTexts: similarities.reduce(0) { $0 + $1.pairs })
+    }
+}
+
+/// The victim with a stopwatch: seconds spent answering queries.
+final class TimedVictim: VictimClassifier {
+    let inner: VictimClassifier
+    private(set) var seconds = 0.0
+    init(_ inner: VictimClassifier) { self.inner = inner }
+    var classCount: Int { inner.classCount }
+    func probabilities(_ inputs: [AttackInput]) throws -> [[Float]] {
+        let t = DispatchTime.now().uptimeNanoseconds
+        defer { seconds += Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9 }
+        return try inner.probabilities(inputs)
+    }
+    func wordsSeen(_ input: AttackInput, words: WordSequence) throws -> Int? { try inner.wordsSeen(input, words: words) }
+}
+
+/// The sentence similarity with a stopwatch.
+final class TimedSimilarity: SentenceSimilarity {
+    let inner: SentenceSimilarity
+    private(set) var seconds = 0.0
+    private(set) var pairs = 0
+    init(_ inner: SentenceSimilarity) { self.inner = inner }
+    func similarity(_ pairs: [(String, String)]) throws -> [Double] {
+        let t = DispatchTime.now().uptimeNanoseconds
+        defer { seconds += Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9 }
+        self.pairs += pairs.count
+        return try inner.similarity(pairs)
     }
 }

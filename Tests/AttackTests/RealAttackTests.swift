@@ -25,6 +25,7 @@ final class RealAttackTests: XCTestCase {
         var vectors: GloVeVectors
         var similarity: EncoderSimilarity
         var sentence: PretrainedEncoder
+        var adapter: Adapter
     }
 
     func setup(domain: String, count: Int) throws -> Setup {
@@ -48,7 +49,7 @@ final class RealAttackTests: XCTestCase {
         // uses the packaged all-MiniLM-L6-v2; the constraint's code is the same for any encoder).
         let sentence = tiny
         return Setup(victim: victim, examples: splits.test, labelIndex: Dictionary(uniqueKeysWithValues: splits.labels.enumerated().map { ($1, $0) }),
-                     table: table, vectors: vectors, similarity: EncoderSimilarity(pretrained: sentence, threads: 2), sentence: sentence)
+                     table: table, vectors: vectors, similarity: EncoderSimilarity(pretrained: sentence), sentence: sentence, adapter: adapter)
     }
 
     func cosine(_ v: GloVeVectors, _ a: String, _ b: String) -> Double? {
@@ -82,8 +83,20 @@ final class RealAttackTests: XCTestCase {
                 let c = try XCTUnwrap(cosine(s.vectors, swap.original.lowercased(), swap.replacement.lowercased()))
                 XCTAssertGreaterThanOrEqual(c, 0.8 - 1e-6, "\(swap.original) → \(swap.replacement)")
                 let next = current.replacing(swap.position, with: swap.replacement)
-                let lo = swap.position - 7, hi = swap.position + 8
-                let windows = [current.window(lo, hi), next.window(lo, hi)]
+                // TextAttack's window of 15 words: centred (7 either side) where it fits, else
+                // against the start or the end; the raw text from its first word to its last.
+                let n = current.count, i = swap.position
+                let (lo, hi) = i - 7 < 0 ? (0, min(14, n - 1)) : i + 7 >= n ? (max(0, n - 15), n - 1) : (i - 7, i + 7)
+                func raw(_ w: WordSequence) -> String {
+                    let t = w.text
+                    var starts: [Int] = [], ends: [Int] = [], offset = 0
+                    for (j, piece) in w.pieces.enumerated() {
+                        if j % 2 == 1 { starts.append(offset); ends.append(offset + piece.count) }
+                        offset += piece.count
+                    }
+                    return String(Array(t)[starts[lo]..<ends[hi]])
+                }
+                let windows = [raw(current), raw(next)]
                 let emb = try runner.embed(try s.sentence.encode(windows, maxLength: 128), padId: s.sentence.tokenizer.padId, pooling: .mean, normalize: true)
                 var dot = 0.0
                 for i in emb[0].indices { dot += Double(emb[0][i]) * Double(emb[1][i]) }
@@ -112,5 +125,45 @@ final class RealAttackTests: XCTestCase {
             XCTAssertEqual(out.adversarial.text, e.text)
             for swap in out.swaps { XCTAssertEqual(WordSequence(e.textPair ?? "")[swap.position], swap.original) }
         }
+    }
+
+    /// The victim reads `maxLength` (48) tokens: words from `wordsSeen` on cannot change its
+    /// probabilities, and the word before that one is (at least partly) read.
+    func testWordsSeenMatchesTheVictimsTruncation() throws {
+        let s = try setup(domain: "bbc-news", count: 2)
+        for e in s.examples {
+            let words = WordSequence(e.text)
+            let seen = try XCTUnwrap(try s.victim.wordsSeen(AttackInput(text: e.text), words: words), "a news article is longer than 48 tokens")
+            XCTAssertLessThan(seen, words.count)
+            let p = try s.victim.probabilities([AttackInput(text: e.text)])[0]
+            // Every word from `seen` on replaced by another: the same probabilities, bit for bit.
+            var changed = words
+            for i in seen..<words.count { changed = changed.replacing(i, with: "zebra") }
+            XCTAssertEqual(try s.victim.probabilities([AttackInput(text: changed.text)])[0], p)
+            // The last word read, replaced: the tokens the victim reads differ.
+            let tokenizer = s.victim.pretrained.tokenizer
+            let cutIds = try tokenizer.encode(words.replacing(seen - 1, with: "zebra").text, maxLength: 48).ids
+            XCTAssertNotEqual(cutIds, try tokenizer.encode(e.text, maxLength: 48).ids)
+        }
+        // A short text: all words read.
+        XCTAssertNil(try s.victim.wordsSeen(AttackInput(text: "a short text"), words: WordSequence("a short text")))
+    }
+
+    /// Attacking two examples at a time (two single-threaded victims) gives the outcomes of
+    /// attacking them one by one, in input order.
+    func testConcurrentAttacksEqualOneByOne() throws {
+        let s = try setup(domain: "sms-spam", count: 4)
+        let inputs = s.examples.map { AttackInput(text: $0.text) }
+        let labels = s.examples.map { s.labelIndex[$0.label]! }
+        let one = try zip(inputs, labels).map { try TextFooler().attack($0, label: $1, victim: s.victim, synonyms: s.table, similarity: s.similarity) }
+        let tiny = s.victim.pretrained
+        let victims = try (0..<2).map { _ in
+            try AdapterVictim(pretrained: tiny, adapter: s.adapter, threads: 1, batchSize: 16, maxLength: 48) as VictimClassifier
+        }
+        let together = try TextFooler().attackAll(inputs, labels: labels, victims: victims,
+                                                  similarities: [EncoderSimilarity(pretrained: s.sentence), EncoderSimilarity(pretrained: s.sentence)],
+                                                  synonyms: s.table)
+        XCTAssertEqual(together, one)
+        XCTAssertTrue(one.contains { !$0.swaps.isEmpty }, "some swaps were made, so the comparison means something")
     }
 }

@@ -43,6 +43,50 @@ final class TextFoolerTests: XCTestCase {
         XCTAssertEqual(WordSequence("").count, 0)
         XCTAssertEqual(WordSequence("one").words, ["one"])
         XCTAssertEqual(WordSequence("a b c d e f g").window(2, 5), "c d e")
+        XCTAssertEqual(WordSequence("Hi, you: there!").textBefore(2), "Hi, you: ")
+        XCTAssertEqual(WordSequence("Hi, you: there!").textBefore(0), "")
+    }
+
+    /// TextAttack's `text_window_around_index`, worked by hand for 10 words and a window of 5
+    /// (half = 2): centred in the middle, pushed against either end near the edges; separators kept.
+    func testWindowAroundAWordAsTextAttackPlacesIt() {
+        let s = WordSequence("w0 w1, w2 w3 w4 w5 w6 w7 w8 w9.")
+        XCTAssertEqual(s.window(around: 0, size: 5), "w0 w1, w2 w3 w4")
+        XCTAssertEqual(s.window(around: 1, size: 5), "w0 w1, w2 w3 w4")
+        XCTAssertEqual(s.window(around: 2, size: 5), "w0 w1, w2 w3 w4")
+        XCTAssertEqual(s.window(around: 5, size: 5), "w3 w4 w5 w6 w7")
+        XCTAssertEqual(s.window(around: 8, size: 5), "w5 w6 w7 w8 w9")
+        XCTAssertEqual(s.window(around: 9, size: 5), "w5 w6 w7 w8 w9")
+        // Even sizes: half = 1.5, so one more word before the centre than after it.
+        XCTAssertEqual(s.window(around: 5, size: 4), "w3 w4 w5 w6")
+        // Shorter than the window: the whole text, start to end of the words.
+        XCTAssertEqual(WordSequence(" a, b ").window(around: 1, size: 15), "a, b")
+    }
+
+    /// Only the first `maxWords` words are ranked and tried; a victim that reports a truncation
+    /// limits them the same way.
+    func testWordsPastTheLimitAreLeftAlone() throws {
+        var options = TextFoolerOptions()
+        options.maxWords = 3  // "The movie was": only "movie" may change
+        let out = try TextFooler(options: options).attack(AttackInput(text: "The movie was great and fun."), label: 1, victim: victim,
+                                                          synonyms: synonyms, similarity: FakeSimilarity())
+        XCTAssertEqual(out.status, .failed)
+        XCTAssertEqual(out.adversarial.text, "The film was great and fun.")
+        XCTAssertEqual(out.queries, 1 + 1 + 1)  // original, deleting "movie", its one candidate
+        struct Truncating: VictimClassifier {
+            let inner: BagOfWords
+            var classCount: Int { 2 }
+            func probabilities(_ inputs: [AttackInput]) throws -> [[Float]] { try inner.probabilities(inputs) }
+            func wordsSeen(_ input: AttackInput, words: WordSequence) throws -> Int? { 3 }
+        }
+        let cut = try TextFooler().attack(AttackInput(text: "The movie was great and fun."), label: 1,
+                                          victim: Truncating(inner: victim), synonyms: synonyms, similarity: FakeSimilarity())
+        XCTAssertEqual(cut.adversarial.text, "The film was great and fun.")
+        var all = TextFoolerOptions()
+        all.skipUnseenWords = false
+        let uncut = try TextFooler(options: all).attack(AttackInput(text: "The movie was great and fun."), label: 1,
+                                                        victim: Truncating(inner: victim), synonyms: synonyms, similarity: FakeSimilarity())
+        XCTAssertEqual(uncut.status, .succeeded)
     }
 
     /// By hand: deleting "great" lowers p(pos) most, then "fun", then "movie". "great" → "fine"
@@ -55,8 +99,9 @@ final class TextFoolerTests: XCTestCase {
         XCTAssertEqual(out.swaps.map(\.original), ["great", "fun"])
         XCTAssertEqual(out.swaps.map(\.replacement), ["fine", "amusing"])
         XCTAssertEqual(out.finalLabel, 0)
-        // 1 original + 6 deletions + 2 candidates for "great" + 1 for "fun".
-        XCTAssertEqual(out.queries, 10)
+        // 1 original + 3 deletions (movie, great, fun: the stop-words are not ranked) + 2 candidates
+        // for "great" + 1 for "fun".
+        XCTAssertEqual(out.queries, 7)
         XCTAssertEqual(out.wordCount, 6)
         XCTAssertEqual(out.perturbedFraction, 2.0 / 6.0, accuracy: 1e-12)
         XCTAssertFalse(out.correctAfterAttack)

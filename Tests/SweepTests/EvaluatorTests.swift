@@ -225,7 +225,7 @@ final class EvaluatorTests: XCTestCase {
         let examples = Array(splits.test.prefix(2))
         let victim = try AdapterVictim(pretrained: f.pretrained, adapter: merged, threads: 1, batchSize: 8, maxLength: 32)
         let table = SynonymTable(queries: examples.flatMap { WordSequence($0.text).words }, vectors: try GloVeVectors(contentsOf: GloVeVectors.packagedFile()))
-        let similarity = EncoderSimilarity(pretrained: f.pretrained, threads: 1)
+        let similarity = EncoderSimilarity(pretrained: f.pretrained)
         let expected = try examples.map { e in
             try TextFooler().attack(AttackInput(text: e.text), label: splits.labels.firstIndex(of: e.label)!, victim: victim,
                                     synonyms: table, similarity: similarity).correctAfterAttack
