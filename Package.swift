@@ -40,11 +40,14 @@ let package = Package(
             ]
         ),
 
+        // The study report: statistics, inline-SVG charts, the HTML page (no dependencies beyond Tensor).
+        .target(name: "Report", dependencies: ["Tensor"]),
+
         // The command line.
         .executableTarget(
             name: "adaptermix",
             dependencies: [
-                "Encoder", "Tensor", "Datasets", "Adapters", "Sweep", "Cluster", "Attack",
+                "Encoder", "Tensor", "Datasets", "Adapters", "Sweep", "Cluster", "Attack", "Report",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -61,6 +64,7 @@ let package = Package(
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Encoder", "Tensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["Encoder"]),
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "Attack", "Adapters", "Datasets", "Encoder", "Tensor"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Tensor"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Sweep", "Tensor"]),
         // Real coordinator and worker processes on loopback (runs the built executable).
         .testTarget(name: "SweepProcessTests", dependencies: ["Cluster", "Sweep"]),

@@ -95,12 +95,14 @@ public struct AggregateTable: Sendable, Equatable {
     /// Recomputes from recorded results (two-pass, independent of the incremental path).
     public init(results: [StoredResult]) {
         var values: [AggregateKey: [Double]] = [:]
-        for r in results { values[AggregateKey(target: r.target, k: r.k, condition: r.condition), default: []].append(r.result.accuracy) }
+        for r in results where r.experiment == .exhaustive {
+            values[AggregateKey(target: r.target, k: r.k, condition: r.condition), default: []].append(r.result.accuracy)
+        }
         cells = values.compactMapValues { AccuracyStats(values: $0) }
     }
 
-    /// Recomputes from the journal.
-    public init(journal: Journal) throws { self.init(results: try journal.results()) }
+    /// Recomputes from the journal (the exhaustive sweep's results).
+    public init(journal: Journal) throws { self.init(results: try journal.results(experiment: .exhaustive)) }
 
     public var sortedKeys: [AggregateKey] { cells.keys.sorted() }
 
@@ -137,12 +139,14 @@ public struct IncrementalAggregator: Sendable {
     }
 
     public mutating func add(_ r: StoredResult) {
+        guard r.experiment == .exhaustive else { return }
         add(target: r.target, k: r.k, condition: r.condition, accuracy: r.result.accuracy)
     }
 
     /// Adds a newly recorded result for a planned item (call only for results the journal
     /// reported as newly recorded, so duplicates are never counted).
     public mutating func add(_ result: ItemResult, for item: WorkItem) {
+        guard item.experiment == .exhaustive else { return }
         add(target: item.target, k: item.k, condition: item.condition, accuracy: result.accuracy)
     }
 

@@ -85,6 +85,9 @@ public struct JournalItem: Sendable, Equatable {
     public let state: ItemState
     public let attempts: Int
     public let reason: String?
+    /// Which experiment the item belongs to, and its strategy parameters (empty for exhaustive items).
+    public var experiment: Experiment = .exhaustive
+    public var parameters: [String: Double] = [:]
 }
 
 /// A recorded result with the item facts aggregation needs.
@@ -93,6 +96,9 @@ public struct StoredResult: Sendable, Equatable {
     public let k: Int
     public let condition: SweepCondition
     public let result: ItemResult
+    public var members: [String] = []
+    public var experiment: Experiment = .exhaustive
+    public var parameters: [String: Double] = [:]
 }
 
 public struct RecordOutcome: Sendable, Equatable {
@@ -227,6 +233,21 @@ public final class Journal: Sendable {
             // Journals written before `recorded_at` existed get the column (their rows stay null).
             let columns = try Row.fetchAll(db, sql: "PRAGMA table_info(results)").map { $0["name"] as String }
             if !columns.contains("recorded_at") { try db.execute(sql: "ALTER TABLE results ADD COLUMN recorded_at REAL") }
+            // Journals written before experiments existed: every item is an exhaustive one.
+            let itemColumns = try Row.fetchAll(db, sql: "PRAGMA table_info(items)").map { $0["name"] as String }
+            if !itemColumns.contains("experiment") {
+                try db.execute(sql: "ALTER TABLE items ADD COLUMN experiment TEXT NOT NULL DEFAULT 'exhaustive'")
+                try db.execute(sql: "ALTER TABLE items ADD COLUMN params TEXT NOT NULL DEFAULT ''")
+            }
+            // The adapters' pairwise FSD, written with the plan (the report's heatmap and greedy mixing).
+            try db.execute(sql: """
+                CREATE TABLE IF NOT EXISTS fsd (
+                    a TEXT NOT NULL,
+                    b TEXT NOT NULL,
+                    value REAL NOT NULL,
+                    PRIMARY KEY (a, b)
+                )
+                """)
         }
         return pool
     }
@@ -247,11 +268,20 @@ public final class Journal: Sendable {
             let created = ISO8601DateFormatter().string(from: Date())
             try db.execute(sql: "INSERT INTO sweep (id, plan_hash, config_json, created) VALUES (?, ?, ?, ?)",
                            arguments: [id, plan.hash, plan.config.canonicalJSON(), created])
-            let insert = try db.makeStatement(sql: "INSERT OR IGNORE INTO items (key, target, members, k, condition) VALUES (?, ?, ?, ?, ?)")
+            let insert = try db.makeStatement(sql: """
+                INSERT OR IGNORE INTO items (key, target, members, k, condition, experiment, params) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """)
             for t in plan.targets {
                 for item in plan.items(for: t) {
                     try insert.execute(arguments: [item.key, item.target, item.members.joined(separator: ","),
-                                                   item.k, item.condition.rawValue])
+                                                   item.k, item.condition.rawValue, item.experiment.rawValue,
+                                                   Self.paramsText(item.recipe?.parameters ?? [:])])
+                }
+            }
+            if let fsd = plan.fsd {
+                let row = try db.makeStatement(sql: "INSERT OR REPLACE INTO fsd (a, b, value) VALUES (?, ?, ?)")
+                for (i, a) in fsd.domains.enumerated() {
+                    for (j, b) in fsd.domains.enumerated() { try row.execute(arguments: [a, b, fsd.matrix[i][j]]) }
                 }
             }
         }
@@ -278,12 +308,44 @@ public final class Journal: Sendable {
         try pool.read { db in try String.fetchOne(db, sql: "SELECT config_json FROM sweep LIMIT 1") ?? "" }
     }
 
+    /// Strategy parameters as stored: `name=value` pairs, sorted, comma-separated.
+    static func paramsText(_ p: [String: Double]) -> String {
+        p.keys.sorted().map { "\($0)=\(p[$0]!.description)" }.joined(separator: ",")
+    }
+
+    static func parseParams(_ text: String?) -> [String: Double] {
+        var out: [String: Double] = [:]
+        for pair in (text ?? "").split(separator: ",") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            if kv.count == 2, let v = Double(kv[1]) { out[String(kv[0])] = v }
+        }
+        return out
+    }
+
     private static func item(_ row: Row) -> JournalItem {
         let members: String = row["members"]
-        return JournalItem(key: row["key"], target: row["target"], members: members.split(separator: ",").map(String.init),
-                           k: row["k"], condition: SweepCondition(rawValue: row["condition"]) ?? .clean,
-                           state: ItemState(rawValue: row["state"]) ?? .pending, attempts: row["attempts"],
-                           reason: row["reason"])
+        var item = JournalItem(key: row["key"], target: row["target"], members: members.split(separator: ",").map(String.init),
+                               k: row["k"], condition: SweepCondition(rawValue: row["condition"]) ?? .clean,
+                               state: ItemState(rawValue: row["state"]) ?? .pending, attempts: row["attempts"],
+                               reason: row["reason"])
+        item.experiment = Experiment(rawValue: row["experiment"] ?? "exhaustive") ?? .exhaustive
+        item.parameters = parseParams(row["params"])
+        return item
+    }
+
+    /// The adapters' pairwise FSD recorded with the plan (nil when none was).
+    public func fsdTable() throws -> FSDTable? {
+        try pool.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT a, b, value FROM fsd")
+            guard !rows.isEmpty else { return nil }
+            let domains = Array(Set(rows.map { $0["a"] as String })).sorted()
+            var m = [[Double]](repeating: [Double](repeating: .nan, count: domains.count), count: domains.count)
+            let index = Dictionary(uniqueKeysWithValues: domains.enumerated().map { ($1, $0) })
+            for r in rows {
+                if let i = index[r["a"] as String], let j = index[r["b"] as String] { m[i][j] = r["value"] }
+            }
+            return FSDTable(domains: domains, matrix: m)
+        }
     }
 
     /// Items not yet done or failed, in plan order. Items left `running` by an interrupted run
@@ -410,15 +472,20 @@ public final class Journal: Sendable {
         let result = ItemResult(key: row["key"], n: n, correct: row["correct"], bits: bits, meanFSD: row["mean_fsd"],
                                 weightsChangingDirection: row["weights_changing_direction"], worker: row["worker"],
                                 attempt: row["attempt"], duration: row["duration"])
+        let members: String = row["members"]
         return StoredResult(target: row["target"], k: row["k"], condition: SweepCondition(rawValue: row["condition"]) ?? .clean,
-                            result: result)
+                            result: result, members: members.split(separator: ",").map(String.init),
+                            experiment: Experiment(rawValue: row["experiment"] ?? "exhaustive") ?? .exhaustive,
+                            parameters: parseParams(row["params"]))
     }
 
-    /// Every recorded result with its item's target, k and condition, in plan order.
-    public func results() throws -> [StoredResult] {
+    /// Every recorded result with its item's target, k, condition, members and experiment, in plan
+    /// order; with `experiment`, only that experiment's.
+    public func results(experiment: Experiment? = nil) throws -> [StoredResult] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT r.*, i.target, i.k, i.condition FROM results r JOIN items i ON i.key = r.key ORDER BY i.seq
+            let filter = experiment.map { "WHERE i.experiment = '\($0.rawValue)'" } ?? ""
+            return try Row.fetchAll(db, sql: """
+                SELECT r.*, i.target, i.k, i.condition, i.members, i.experiment, i.params FROM results r JOIN items i ON i.key = r.key \(filter) ORDER BY i.seq
                 """).map(Self.stored)
         }
     }
@@ -427,7 +494,7 @@ public final class Journal: Sendable {
     public func result(forKey key: String) throws -> StoredResult? {
         try pool.read { db in
             try Row.fetchOne(db, sql: """
-                SELECT r.*, i.target, i.k, i.condition FROM results r JOIN items i ON i.key = r.key WHERE r.key = ?
+                SELECT r.*, i.target, i.k, i.condition, i.members, i.experiment, i.params FROM results r JOIN items i ON i.key = r.key WHERE r.key = ?
                 """, arguments: [key]).map(Self.stored)
         }
     }

@@ -81,7 +81,7 @@ public final class MixtureEvaluator: ShardEvaluator {
         mixOptions = try config.mixOptions(threads: self.threads)
 
         if !filesVerified { try Self.verifyFiles(config: config, artifacts: artifacts) }
-        if config.conditions.contains(.textfooler) {
+        if config.allConditions.contains(.textfooler) {
             for (name, path) in ArtifactHashes.attackFilePaths(config).sorted(by: { $0.key < $1.key }) {
                 let actual = try? ArtifactHashes.hashFile(path)
                 guard let expected = artifacts.attackFiles[name], actual == expected else {
@@ -150,19 +150,20 @@ public final class MixtureEvaluator: ShardEvaluator {
         outcomes.reserveCapacity(items.count)
         var i = 0
         while i < items.count {
-            // Items of one mixture are consecutive (one per condition): one merge for them all.
-            let mixture = items[i].mixture
+            // Items of one mixture and recipe are consecutive (one per condition): one merge for them all.
+            let mixture = items[i].mixture, recipe = items[i].recipe
             var end = i + 1
-            while end < items.count && items[end].mixture == mixture { end += 1 }
+            while end < items.count && items[end].mixture == mixture && items[end].recipe == recipe { end += 1 }
             let group = items[i..<end]
             i = end
             let what = "target \(mixture.target), members \(mixture.members.joined(separator: "+"))"
+                + (recipe.map { r in ", \(r.experiment.rawValue) \(r.parameters.keys.sorted().map { "\($0)=\(r.parameters[$0]!)" }.joined(separator: " "))" } ?? "")
             guard mixture.target == target else {
                 outcomes += group.map { .failed($0.key, "\(what): item of another target in a shard of \(target)") }
                 continue
             }
             let merged: Merged
-            do { merged = try merge(mixture, timing: &timing) } catch {
+            do { merged = try merge(mixture, recipe: recipe, timing: &timing) } catch {
                 outcomes += group.map { .failed($0.key, "\(what): \(error)") }
                 continue
             }
@@ -237,17 +238,34 @@ public final class MixtureEvaluator: ShardEvaluator {
 
     /// The mixture's adapter (the target's as is for one member), its mean pairwise FSD and the share of
     /// the target's weights whose sign it flips. Loading adapters and packing signs count as setup.
-    func merge(_ mixture: Mixture, timing: inout ShardTiming) throws -> Merged {
+    func merge(_ mixture: Mixture, recipe: Recipe? = nil, timing: inout ShardTiming) throws -> Merged {
         var start = now()
         let target = try adapter(mixture.target)
         let members = try mixture.members.map { try adapter($0) }
         timing.setup += seconds(since: start)
+        if let recipe, recipe.experiment == .prune {
+            // The target's adapter alone, its whole body magnitude-pruned.
+            start = now()
+            let sparsity = recipe.parameters["sparsity"] ?? 0
+            let pruned = try Mixing.prune(target.adapter, sparsity: sparsity, scope: .adapter).adapter
+            timing.merge += seconds(since: start)
+            return Merged(adapter: pruned, meanFSD: nil, weightsChangingDirection: Mixing.weightsChangingDirection(target: target.adapter, mixture: pruned))
+        }
         guard mixture.k > 1 else {
             return Merged(adapter: target.adapter, meanFSD: nil,
                           weightsChangingDirection: Mixing.weightsChangingDirection(target: target.adapter, mixture: target.adapter))
         }
         start = now()
-        let result = try Mixing.mix(target: target, members: members, options: mixOptions)
+        var options = mixOptions
+        if let recipe, recipe.experiment != .exhaustive {
+            guard let strategy = MixStrategy(rawValue: recipe.strategy) else {
+                throw EvaluatorError("unknown mixing strategy '\(recipe.strategy)' in a work item — the coordinator runs a newer AdapterMix than this worker")
+            }
+            options = MixOptions.from(strategy: strategy, parameters: recipe.parameters, threads: threads)
+            // DARE: the mean of the dropped-and-rescaled members, comparable with averaging (λ = 1, weights 1/k).
+            if strategy == .dare { options.weights = Array(repeating: 1 / Double(mixture.k), count: mixture.k) }
+        }
+        let result = try Mixing.mix(target: target, members: members, options: options)
         timing.merge += seconds(since: start)
 
         // Mixing checked the members' compatibility, so their packs have the same segments.

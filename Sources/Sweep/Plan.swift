@@ -17,16 +17,26 @@ public struct Mixture: Sendable, Hashable, Codable {
     }
 }
 
-/// A unit of work: one mixture under one condition, with its plan-derived key.
+/// A unit of work: one mixture under one condition, made by one recipe, with its plan-derived key.
 public struct WorkItem: Sendable, Hashable, Codable {
     public let mixture: Mixture
     public let condition: SweepCondition
     /// Derived from the plan only; see `WorkKey`.
     public let key: String
+    /// How the adapter is made; nil = the exhaustive sweep's (the config's `mixing`).
+    public let recipe: Recipe?
+
+    public init(mixture: Mixture, condition: SweepCondition, key: String, recipe: Recipe? = nil) {
+        self.mixture = mixture
+        self.condition = condition
+        self.key = key
+        self.recipe = recipe
+    }
 
     public var target: String { mixture.target }
     public var members: [String] { mixture.members }
     public var k: Int { mixture.k }
+    public var experiment: Experiment { recipe?.experiment ?? .exhaustive }
 }
 
 /// Work keys: a SHA-256 hex digest of a canonical string built from the plan alone — the target,
@@ -35,17 +45,20 @@ public struct WorkItem: Sendable, Hashable, Codable {
 public enum WorkKey {
     /// The canonical text that is hashed, e.g.
     /// `adaptermix-work-v1|target=imdb|members=imdb,yelp|condition=clean|strategy=average|params=lambda=1.0`.
+    /// Items of the other experiments (greedy, pruning, sparse, TIES, DARE) name theirs after the
+    /// prefix: `adaptermix-work-v1|experiment=prune|target=…`.
     public static func canonical(target: String, members: [String], condition: SweepCondition,
-                                 strategy: String, parameters: [String: Double]) -> String {
+                                 strategy: String, parameters: [String: Double], experiment: Experiment = .exhaustive) -> String {
         let m = Array(Set(members).union([target])).sorted().joined(separator: ",")
         let p = parameters.keys.sorted().map { "\($0)=\(parameters[$0]!.description)" }.joined(separator: ",")
-        return "adaptermix-work-v1|target=\(target)|members=\(m)|condition=\(condition.rawValue)|strategy=\(strategy)|params=\(p)"
+        let e = experiment == .exhaustive ? "" : "|experiment=\(experiment.rawValue)"
+        return "adaptermix-work-v1\(e)|target=\(target)|members=\(m)|condition=\(condition.rawValue)|strategy=\(strategy)|params=\(p)"
     }
 
     public static func make(target: String, members: [String], condition: SweepCondition,
-                            strategy: String, parameters: [String: Double]) -> String {
+                            strategy: String, parameters: [String: Double], experiment: Experiment = .exhaustive) -> String {
         sha256Hex(Data(canonical(target: target, members: members, condition: condition,
-                                 strategy: strategy, parameters: parameters).utf8))
+                                 strategy: strategy, parameters: parameters, experiment: experiment).utf8))
     }
 }
 
@@ -143,7 +156,7 @@ public struct ArtifactHashes: Sendable, Equatable, Codable {
         }
         var out = ArtifactHashes(baseModel: try hashFile(config.baseModelWeights), adapters: adapters, evaluator: "mixture",
                                  testSplits: tests, baseModelFiles: side)
-        if config.conditions.contains(.textfooler) {
+        if config.allConditions.contains(.textfooler) {
             for (name, path) in attackFilePaths(config) { out.attackFiles[name] = try hashFile(path) }
         }
         return out
@@ -262,8 +275,13 @@ public struct SweepPlan: Sendable {
     public let hash: String
     /// Targets in canonical (sorted) order.
     public let targets: [String]
+    /// The adapters' pairwise FSD (needed when the config asks for greedy FSD mixing; recorded in
+    /// the journal for the report). Derived from the adapter files, which `artifacts` hashes.
+    public let fsd: FSDTable?
+    /// Items per target (exhaustive and experiments), counted once.
+    private var perTargetCounts: [Int]
 
-    public init(config: SweepConfig, artifacts: ArtifactHashes) throws {
+    public init(config: SweepConfig, artifacts: ArtifactHashes, fsd: FSDTable? = nil) throws {
         let n = config.domains.count
         guard n >= 1, Set(config.domains).count == n else {
             throw SweepConfigError(file: "<plan>", key: "domains", message: "need at least one domain, each listed once")
@@ -272,10 +290,23 @@ public struct SweepPlan: Sendable {
         for k in config.sizes where !(1...n).contains(k) {
             throw SweepConfigError(file: "<plan>", key: "sizes", message: "mixture size \(k) is out of range 1...\(n)")
         }
+        if config.experiments.blocks["greedy"] != nil {
+            guard let fsd, fsd.domains == config.sortedDomains else {
+                throw SweepConfigError(file: "<plan>", key: "experiments.greedy",
+                                       message: "greedy FSD mixing needs the adapters' FSD matrix over the sweep's domains (FSDTable.compute)")
+            }
+        }
         self.config = config
         self.artifacts = artifacts
         self.targets = config.sortedDomains
+        self.fsd = fsd
         self.hash = sha256Hex(Data(("adaptermix-plan-v1\n" + config.canonicalJSON() + "\n" + artifacts.canonical).utf8))
+        let exhaustivePerTarget = (config.experiments.exhaustive ? 1 : 0) * config.conditions.count
+        self.perTargetCounts = []
+        let counts = targets.map { t in
+            exhaustivePerTarget * Self.mixtureCount(domains: n, sizes: config.sizes) / n + experimentItems(for: t).count
+        }
+        self.perTargetCounts = counts
     }
 
     /// n · Σ_{k ∈ sizes} C(n−1, k−1) mixtures (n · 2^(n−1) for all sizes).
@@ -284,7 +315,8 @@ public struct SweepPlan: Sendable {
     }
 
     public var mixtureCount: Int { Self.mixtureCount(domains: targets.count, sizes: config.sizes) }
-    public var itemCount: Int { mixtureCount * config.conditions.count }
+    /// Every item of the plan: the exhaustive sweep's and the experiments'.
+    public var itemCount: Int { perTargetCounts.reduce(0, +) }
 
     /// The mixtures of one target, in canonical order: by size, then members lexicographically.
     public func mixtures(for target: String) -> [Mixture] {
@@ -300,16 +332,24 @@ public struct SweepPlan: Sendable {
         return out.sorted { a, b in a.k != b.k ? a.k < b.k : a.members.lexicographicallyPrecedes(b.members) }
     }
 
-    public func item(_ mixture: Mixture, _ condition: SweepCondition) -> WorkItem {
-        WorkItem(mixture: mixture, condition: condition,
-                 key: WorkKey.make(target: mixture.target, members: mixture.members, condition: condition,
-                                   strategy: config.strategy.rawValue, parameters: config.parameters))
+    public func item(_ mixture: Mixture, _ condition: SweepCondition, recipe: Recipe? = nil) -> WorkItem {
+        guard let recipe, recipe.experiment != .exhaustive else {
+            return WorkItem(mixture: mixture, condition: condition,
+                            key: WorkKey.make(target: mixture.target, members: mixture.members, condition: condition,
+                                              strategy: config.strategy.rawValue, parameters: config.parameters))
+        }
+        return WorkItem(mixture: mixture, condition: condition,
+                        key: WorkKey.make(target: mixture.target, members: mixture.members, condition: condition,
+                                          strategy: recipe.strategy, parameters: recipe.parameters, experiment: recipe.experiment),
+                        recipe: recipe)
     }
 
-    /// The work items of one target: each mixture under each condition (conditions in canonical order).
+    /// The work items of one target: each mixture under each condition (conditions in canonical
+    /// order), then the experiments' items (`experiments:` in the config).
     public func items(for target: String) -> [WorkItem] {
         let conds = config.conditions.sorted()
-        return mixtures(for: target).flatMap { m in conds.map { item(m, $0) } }
+        let exhaustive = config.experiments.exhaustive ? mixtures(for: target).flatMap { m in conds.map { item(m, $0) } } : []
+        return exhaustive + experimentItems(for: target)
     }
 
     /// Every work item, target by target.

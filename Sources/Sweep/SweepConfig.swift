@@ -117,6 +117,8 @@ public struct SweepConfig: Sendable, Equatable {
     public var trainConfig: String?
     /// The TextFooler condition's settings (docs/attacks.md).
     public var textfooler = TextFoolerSettings()
+    /// The study's other experiments (greedy, pruning, sparse, TIES, DARE): Experiments.swift.
+    public var experiments = ExperimentSettings()
 
     public init(baseModel: String, domains: [String], adapterMethod: AdapterMethod = .pfeiffer,
                 adapterDir: String = "out/adapters", strategy: MixStrategy = .average,
@@ -165,7 +167,7 @@ public struct SweepConfig: Sendable, Equatable {
         for (k, v) in testCaps { caps[k] = v }
         var params: [String: Any] = [:]
         for (k, v) in parameters { params[k] = v.description }
-        let object: [String: Any] = [
+        var object: [String: Any] = [
             "base_model": baseModel,
             "domains": domains.sorted(),
             "datasets": datasets.map { $0 as Any } ?? NSNull(),
@@ -182,6 +184,8 @@ public struct SweepConfig: Sendable, Equatable {
             "sizes": sizes.sorted(),
             "textfooler": textfooler.canonical,
         ]
+        // Only when set: configs without experiments keep the plan hashes they had.
+        if !experiments.isDefault { object["experiments"] = experiments.canonical }
         // Plain strings, numbers and containers always serialise.
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
@@ -191,7 +195,7 @@ public struct SweepConfig: Sendable, Equatable {
 
     public static let knownKeys: Set<String> = [
         "base_model", "domains", "datasets", "adapters", "mixing", "conditions", "fgsm_epsilon", "max_length",
-        "test_cap", "test_caps", "batch_size", "shard_size", "seed", "sizes", "textfooler",
+        "test_cap", "test_caps", "batch_size", "shard_size", "seed", "sizes", "textfooler", "experiments",
     ]
 
     /// Reads and validates a sweep config file.
@@ -292,18 +296,25 @@ public struct SweepConfig: Sendable, Equatable {
         }
         try checkMixing(strategy: strategy, parameters: parameters, file: file)
 
-        var conditions: [SweepCondition] = [.clean, .fgsm]
-        if let c = map["conditions"] {
-            guard let list = c as? [Any], !list.isEmpty else { throw fail("conditions", "expected a non-empty list (clean, fgsm)") }
-            conditions = []
+        func conditionList(_ c: Any?, _ key: String) throws -> [SweepCondition] {
+            guard let list = c as? [Any], !list.isEmpty else { throw fail(key, "expected a non-empty list (clean, fgsm, textfooler)") }
+            var out: [SweepCondition] = []
             for (i, v) in list.enumerated() {
-                let name = try string(v, "conditions[\(i)]")
+                let name = try string(v, "\(key)[\(i)]")
                 guard let cond = SweepCondition(rawValue: name) else {
-                    throw fail("conditions[\(i)]", "unknown condition '\(name)' (known: \(SweepCondition.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    throw fail("\(key)[\(i)]", "unknown condition '\(name)' (known: \(SweepCondition.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
-                guard !conditions.contains(cond) else { throw fail("conditions[\(i)]", "'\(name)' is listed twice") }
-                conditions.append(cond)
+                guard !out.contains(cond) else { throw fail("\(key)[\(i)]", "'\(name)' is listed twice") }
+                out.append(cond)
             }
+            return out
+        }
+        var conditions: [SweepCondition] = [.clean, .fgsm]
+        if let c = map["conditions"] { conditions = try conditionList(c, "conditions") }
+        var experiments = ExperimentSettings()
+        if let e = map["experiments"], !(e is NSNull) {
+            experiments = try ExperimentSettings.parse(e, fail: fail, number: double, integer: { try int($0, $1, min: $2) },
+                                                       conditionList: conditionList)
         }
 
         let fgsmEpsilon = try map["fgsm_epsilon"].map { try double($0, "fgsm_epsilon") } ?? 0.01
@@ -385,13 +396,24 @@ public struct SweepConfig: Sendable, Equatable {
                            strategy: strategy, parameters: parameters, conditions: conditions, testCap: testCap,
                            testCaps: testCaps, batchSize: batchSize, shardSize: shardSize, seed: seed, sizes: sizes,
                            fgsmEpsilon: fgsmEpsilon, maxLength: maxLength, datasets: datasets, trainConfig: trainConfig)
-            .with(textfooler: textfooler)
+            .with(textfooler: textfooler).with(experiments: experiments)
     }
 
     func with(textfooler: TextFoolerSettings) -> SweepConfig {
         var c = self
         c.textfooler = textfooler
         return c
+    }
+
+    public func with(experiments: ExperimentSettings) -> SweepConfig {
+        var c = self
+        c.experiments = experiments
+        return c
+    }
+
+    /// Every condition the plan evaluates under: the exhaustive sweep's and the experiments'.
+    public var allConditions: Set<SweepCondition> {
+        (experiments.exhaustive ? Set(conditions) : []).union(experiments.conditions)
     }
 
     // MARK: - Mixing

@@ -76,7 +76,9 @@ struct SweepPlanOptions: ParsableArguments {
         try config.checkArtifactsExist(configFile: self.config)
         log("hashing the base model, \(config.domains.count) adapters and test splits…")
         let artifacts = try ArtifactHashes.compute(for: config, catalog: catalog)
-        return try SweepPlan(config: config, artifacts: artifacts)
+        // The adapters' pairwise FSD: recorded in the journal for the report, ranked by greedy mixing.
+        let fsd = try FSDTable.compute(config: config)
+        return try SweepPlan(config: config, artifacts: artifacts, fsd: fsd)
     }
 
     /// With `adapters.train` set, trains (one process at a time) each adapter folder that is missing.

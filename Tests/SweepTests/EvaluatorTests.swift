@@ -171,6 +171,57 @@ final class EvaluatorTests: XCTestCase {
         assertSame(evaluator.evaluate(target: target, items: [items[last]]).outcomes, [outcomes[last]], "an item alone")
     }
 
+    /// Experiment items (greedy, pruning, sparse, TIES, DARE) evaluate the adapter `Mixing` makes
+    /// with the recipe's options, built here independently.
+    func testExperimentItemsMatchMixingCalledDirectly() throws {
+        let f = try fixture()
+        let config = f.config.with(experiments: ExperimentSettings(blocks: [
+            "greedy": ExperimentSpec(), "pruning": ExperimentSpec(sparsities: [0.7]),
+            "sparse": ExperimentSpec(sparsities: [0.9], parameters: ["prune_layers": 1], mixturesPerSize: 1),
+            "ties": ExperimentSpec(parameters: ["density": 0.3], mixturesPerSize: 1),
+            "dare": ExperimentSpec(parameters: ["p": 0.4, "seed": 5], mixturesPerSize: 1),
+        ]))
+        let fsd = try FSDTable.compute(config: config, threads: 1)
+        XCTAssertEqual(fsd.domains, config.sortedDomains)
+        let target = "sms-spam"
+        let items = try SweepPlan(config: config, artifacts: f.artifacts, fsd: fsd).items(for: target).filter { $0.experiment != .exhaustive }
+        XCTAssertEqual(Set(items.map(\.experiment)), [.greedyMin, .greedyMax, .prune, .sparse, .ties, .dare])
+        let evaluator = try MixtureEvaluator(config: config, artifacts: f.artifacts, catalog: f.catalog, threads: 1)
+        let outcomes = evaluator.evaluate(target: target, items: items).outcomes
+        let split = try tokenised(f, target)
+        let targetAdapter = try load(f, target)
+        for (item, outcome) in zip(items, outcomes) {
+            XCTAssertNil(outcome.error, outcome.error ?? "")
+            let members = try item.members.map { MixMember(name: $0, adapter: try load(f, $0)) }
+            let p = item.recipe!.parameters
+            let adapter: Adapter
+            switch item.experiment {
+            case .prune:
+                adapter = try Mixing.prune(targetAdapter, sparsity: p["sparsity"]!, scope: .adapter).adapter
+            case .greedyMin, .greedyMax:
+                adapter = try Mixing.mix(target: MixMember(name: target, adapter: targetAdapter), members: members, options: MixOptions(strategy: .average)).adapter
+            case .sparse:
+                var o = MixOptions(strategy: .sparse)
+                o.sparsity = 0.9; o.pruneLayers = 1
+                adapter = try Mixing.mix(target: MixMember(name: target, adapter: targetAdapter), members: members, options: o).adapter
+            case .ties:
+                var o = MixOptions(strategy: .ties)
+                o.density = 0.3
+                adapter = try Mixing.mix(target: MixMember(name: target, adapter: targetAdapter), members: members, options: o).adapter
+            case .dare:
+                var o = MixOptions(strategy: .dare)
+                o.dropRate = 0.4; o.seed = 5; o.weights = Array(repeating: 1 / Double(members.count), count: members.count)
+                adapter = try Mixing.mix(target: MixMember(name: target, adapter: targetAdapter), members: members, options: o).adapter
+            case .exhaustive:
+                continue
+            }
+            XCTAssertEqual(outcome.correctness, try correctness(f, adapter, on: split, condition: item.condition), "\(item.experiment) \(item.members)")
+        }
+        // Pruning all weights leaves the head on a bare encoder: a different classifier from the adapter's.
+        let greedyAll = items.first { $0.experiment == .greedyMin && $0.k == 3 }!
+        XCTAssertEqual(greedyAll.members, config.sortedDomains)
+    }
+
     func testThreadCountDoesNotChangeOutcomes() throws {
         let f = try fixture()
         var config = f.config
