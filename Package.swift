@@ -33,7 +33,7 @@ let package = Package(
         .target(
             name: "Sweep",
             dependencies: [
-                "Adapters", "Datasets", "Attack", "Encoder",
+                "Adapters", "Datasets", "Attack", "Encoder", "Report",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
