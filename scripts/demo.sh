@@ -11,14 +11,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.build/release/adaptermix
-cores=$(nproc)
-workers=2
-threads=$(( cores / workers > 0 ? cores / workers : 1 ))
-echo "== demo study: configs/demo.yaml · $workers workers × $threads thread(s) =="
-"$BIN" sweep --config configs/demo.yaml --workers "$workers" --threads "$threads" --train-threads "$cores"
+# 1. The four demo adapters (skipped when present; configs/demo.yaml's adapters.train would also do it).
+for d in election-tweets rotten-tomatoes sms-spam tweet-sentiment; do
+  if [ ! -f "out/demo/adapters/$d-pfeiffer/adapter_config.json" ]; then
+    echo "== training the $d adapter (configs/train-report.yaml)"
+    "$BIN" train --domain "$d" --method pfeiffer --config configs/train-report.yaml --out "out/demo/adapters/$d-pfeiffer" --quiet
+  fi
+done
+# 2. The study: a coordinator and two worker processes (threads: cores ÷ workers each).
+echo "== demo study: configs/demo.yaml · 2 workers"
+"$BIN" sweep --config configs/demo.yaml --workers 2
 echo
+# 3. The report, and where things stand.
 echo "== report"
 "$BIN" report --journal out/sweeps/demo.sqlite --out out/demo/report
+"$BIN" status --journal out/sweeps/demo.sqlite | head -n 3
 echo
 echo "open out/demo/report/index.html in a browser (a self-contained page: no network needed)"
-echo "status at any time: $BIN status --journal out/sweeps/demo.sqlite [--format json]"

@@ -73,6 +73,19 @@ public final class AdaptedWorkspace {
     }
 }
 
+/// What every adapter of one method computes alike for one batch on one base model: the layer-1
+/// input `x` (the embeddings after their LayerNorm) and, for bottleneck adapters, layer 1 up to the
+/// first adapter (`second`: the attention output for Houlsby, the FFN output plus residual for
+/// Pfeiffer). A sweep computes it once per batch of a target's test split and reuses it for every
+/// mixture of that target (`AdaptedRunner.predict(prefixes:)`).
+public struct SharedPrefix: Sendable, Equatable {
+    public enum Point: String, Sendable { case embeddings, attentionOutput, ffnOutput }
+    public let point: Point
+    public let rows: Int
+    public let x: [Float]
+    public let second: [Float]?
+}
+
 /// The frozen encoder with one adapter and its head: forward (inference and training) and the
 /// backward pass into the adapter, the head and the input embeddings.
 public struct AdaptedEncoder: Sendable {
@@ -119,12 +132,39 @@ public struct AdaptedEncoder: Sendable {
     /// The last hidden state (rows, C) of the latest forward pass.
     public func lastHidden(_ ws: AdaptedWorkspace) -> UnsafePointer<Float> { UnsafePointer(ws.out.pointer) }
 
+    /// Where the first adapter of this method reads the encoder: everything before it depends on
+    /// the base model and the batch only, so every adapter of the method shares it.
+    public var prefixPoint: SharedPrefix.Point {
+        switch adapter.config.method {
+        case .pfeiffer: return .ffnOutput        // after layer 1's FFN output (+ residual)
+        case .houlsby: return .attentionOutput   // after layer 1's attention output projection
+        case .lora: return .embeddings           // LoRA changes layer 1's query and value
+        }
+    }
+
+    /// Everything of `batch` before the first adapter (`prefixPoint`), computed by the same code as
+    /// `forward`, so that `forward(batch, prefix:)` gives the same logits bit for bit.
+    public func sharedPrefix(_ batch: EncoderBatch, workspace ws: AdaptedWorkspace) -> SharedPrefix {
+        var captured: SharedPrefix?
+        run(batch, workspace: ws, keepTrace: false, embeddingDelta: nil, prefix: nil, capture: { captured = $0 })
+        return captured!
+    }
+
     /// Forward pass; returns the logits (B, K) in `ws.logits`. With `keepTrace`, every layer's
     /// activations are kept for `backward`. `embeddingDelta` (rows, C), if given, is added to the
-    /// embeddings before their LayerNorm (FGSM's perturbation).
+    /// embeddings before their LayerNorm (FGSM's perturbation). With `prefix` (from `sharedPrefix`
+    /// of an encoder with the same base model, method and batch), the computation starts from it.
     @discardableResult
     public func forward(_ batch: EncoderBatch, workspace ws: AdaptedWorkspace, keepTrace: Bool = false,
-                        embeddingDelta: UnsafePointer<Float>? = nil) -> UnsafeMutablePointer<Float> {
+                        embeddingDelta: UnsafePointer<Float>? = nil, prefix: SharedPrefix? = nil) -> UnsafeMutablePointer<Float> {
+        precondition(prefix == nil || (prefix!.point == prefixPoint && prefix!.rows == batch.rows && !keepTrace && embeddingDelta == nil),
+                     "a shared prefix of another method or batch, or with a trace or FGSM")
+        return run(batch, workspace: ws, keepTrace: keepTrace, embeddingDelta: embeddingDelta, prefix: prefix, capture: nil)!
+    }
+
+    @discardableResult
+    private func run(_ batch: EncoderBatch, workspace ws: AdaptedWorkspace, keepTrace: Bool, embeddingDelta: UnsafePointer<Float>?,
+                     prefix: SharedPrefix?, capture: ((SharedPrefix) -> Void)?) -> UnsafeMutablePointer<Float>? {
         let cfg = model.config
         let B = batch.batchSize, N = batch.rows
         let C = cfg.hiddenSize, F = cfg.intermediateSize, NH = cfg.numAttentionHeads, D = cfg.headSize
@@ -132,6 +172,12 @@ public struct AdaptedEncoder: Sendable {
         let w = model.weights.buffer, ew = model.weights, p = adapter.parameters
         let eps = cfg.layerNormEps
 
+        let point = prefixPoint
+        var x: UnsafeMutablePointer<Float>
+        if let prefix {
+            x = ws.trace(0, keep: true).xIn.reserve(N * C)
+            prefix.x.withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: N * C) }
+        } else {
         // Embeddings.
         let e = ws.emb.reserve(N * C)
         let word = w.pointer(ew.wordEmbeddings), pos = w.pointer(ew.positionEmbeddings), type = w.pointer(ew.tokenTypeEmbeddings)
@@ -148,9 +194,18 @@ public struct AdaptedEncoder: Sendable {
             }
         }
         if let embeddingDelta { addForward(out: e, e, embeddingDelta, count: N * C) }
-        var x = ws.trace(0, keep: true).xIn.reserve(N * C)
+        x = ws.trace(0, keep: true).xIn.reserve(N * C)
         layernormForward(out: x, mean: ws.meanE.reserve(N), rstd: ws.rstdE.reserve(N), input: e,
                          weight: w.pointer(ew.embLnWeight), bias: w.pointer(ew.embLnBias), rows: N, cols: C, eps: eps)
+        }
+        func copy(_ p: UnsafePointer<Float>) -> [Float] { Array(UnsafeBufferPointer(start: p, count: N * C)) }
+        if let capture, point == .embeddings {
+            capture(SharedPrefix(point: point, rows: N, x: copy(x), second: nil))
+            return nil
+        }
+        // Layer 1 from the prefix: its attention output (houlsby) or its FFN output + residual (pfeiffer).
+        let fromAttention = prefix != nil && point == .attentionOutput
+        let fromFFN = prefix != nil && point == .ffnOutput
 
         // Attention probabilities: per sequence, NH blocks of L × L.
         ws.probOffsets = [0]
@@ -166,6 +221,15 @@ public struct AdaptedEncoder: Sendable {
                 x = slot
             }
             let ad = adapter.layout.layers[l]
+            let hAtt = tr.hAtt.reserve(N * C)
+            let s2 = tr.s2.reserve(N * C)
+            var hFfnOut: UnsafeMutablePointer<Float>?
+            if l == 0 && fromFFN {
+                prefix!.second!.withUnsafeBufferPointer { s2.update(from: $0.baseAddress!, count: N * C) }
+            } else {
+            if l == 0 && fromAttention {
+                prefix!.second!.withUnsafeBufferPointer { hAtt.update(from: $0.baseAddress!, count: N * C) }
+            } else {
             // Q, K, V (+ LoRA: q += s·(x·Aᵀ)·Bᵀ).
             let qkv = tr.qkv.reserve(N * 3 * C)
             linearForward(out: qkv, input: x, weight: w.pointer(layer.qkvWeight), bias: w.pointer(layer.qkvBias), rows: N, inDim: C, outDim: 3 * C)
@@ -190,8 +254,12 @@ public struct AdaptedEncoder: Sendable {
                     sgemm(ctx + start * C + h * D, ldc: C, P, lda: L, transA: false, q + 2 * C, ldb: 3 * C, transB: false, m: L, n: D, k: L)
                 }
             }
-            let hAtt = tr.hAtt.reserve(N * C)
             linearForward(out: hAtt, input: ctx, weight: w.pointer(layer.attnOutWeight), bias: w.pointer(layer.attnOutBias), rows: N, inDim: C, outDim: C)
+            if l == 0, let capture, point == .attentionOutput {
+                capture(SharedPrefix(point: point, rows: N, x: copy(x), second: copy(hAtt)))
+                return nil
+            }
+            }
             // Attention block output: LN(h + [A(h)] + x).
             let s1 = tr.s1.reserve(N * C)
             addForward(out: s1, hAtt, x, count: N * C)
@@ -208,8 +276,13 @@ public struct AdaptedEncoder: Sendable {
             geluForward(ffnAct, count: N * F)
             let hFfn = tr.hFfn.reserve(N * C)
             linearForward(out: hFfn, input: ffnAct, weight: w.pointer(layer.ffnOutWeight), bias: w.pointer(layer.ffnOutBias), rows: N, inDim: F, outDim: C)
-            let s2 = tr.s2.reserve(N * C)
             addForward(out: s2, hFfn, x1, count: N * C)
+            hFfnOut = hFfn
+            if l == 0, let capture, point == .ffnOutput {
+                capture(SharedPrefix(point: point, rows: N, x: copy(x), second: copy(s2)))
+                return nil
+            }
+            }
             if let bn = ad.ffn {
                 let pre = tr.ffnAdPre.reserve(N * R), act = tr.ffnAdAct.reserve(N * R)
                 if adapter.config.method == .pfeiffer {
@@ -220,7 +293,7 @@ public struct AdaptedEncoder: Sendable {
                                      weight: w.pointer(layer.outLnWeight), bias: w.pointer(layer.outLnBias), rows: N, cols: C, eps: eps)
                     bottleneckForward(bn, input: u, addInto: s2, pre: pre, act: act, rows: N)
                 } else {
-                    bottleneckForward(bn, input: hFfn, addInto: s2, pre: pre, act: act, rows: N)
+                    bottleneckForward(bn, input: hFfnOut!, addInto: s2, pre: pre, act: act, rows: N)
                 }
             }
             let next = (l + 1 < ew.layers.count && keepTrace) ? ws.trace(l + 1, keep: true).xIn.reserve(N * C) : ws.out.reserve(N * C)

@@ -78,8 +78,11 @@ public struct AdaptedRunner: Sendable {
     /// forward and backward against its true `labels`, its embeddings are moved by
     /// ε·sign(∂loss/∂embeddings) (Goodfellow et al. 2015, on the embedding sum before its
     /// LayerNorm), and the logits are those of the perturbed input.
-    public func predict(_ encodings: [Encoding], padId: Int, labels: [Int]? = nil, fgsmEpsilon: Float? = nil) throws -> [Prediction] {
+    public func predict(_ encodings: [Encoding], padId: Int, labels: [Int]? = nil, fgsmEpsilon: Float? = nil,
+                        prefixes: [SharedPrefix]? = nil) throws -> [Prediction] {
         precondition(fgsmEpsilon == nil || labels?.count == encodings.count, "FGSM needs the true labels")
+        precondition(prefixes == nil || (fgsmEpsilon == nil && prefixes!.count == batches(encodings).count),
+                     "shared prefixes are one per batch, for clean predictions")
         let K = model.adapter.layout.head.classes
         let groups = batches(encodings)
         let batches = groups.map { EncoderBatch($0.map { encodings[$0] }, padId: padId) }
@@ -111,7 +114,7 @@ public struct AdaptedRunner: Sendable {
                     for j in 0..<N { delta[j] = dE[j] > 0 ? eps : (dE[j] < 0 ? -eps : 0) }
                     logits = model.forward(batch, workspace: ws, embeddingDelta: delta)
                 } else {
-                    logits = model.forward(batch, workspace: ws)
+                    logits = model.forward(batch, workspace: ws, prefix: prefixes?[i])
                 }
                 for (b, index) in groups[i].enumerated() {
                     let row = Array(UnsafeBufferPointer(start: logits + b * K, count: K))
@@ -122,6 +125,31 @@ public struct AdaptedRunner: Sendable {
             }
         }
         return out.values()
+    }
+}
+
+extension AdaptedRunner {
+    /// One `SharedPrefix` per batch of `encodings` (the batches `predict` runs; with `fixedBatches`
+    /// they are the same for every call): what every adapter of this runner's method computes alike
+    /// before its first adapter. `predict(prefixes:)` of any runner with the same base model, method,
+    /// batch size and `fixedBatches` then starts from them, with the same logits bit for bit.
+    public func sharedPrefixes(_ encodings: [Encoding], padId: Int) throws -> [SharedPrefix] {
+        let groups = batches(encodings)
+        let batches = groups.map { EncoderBatch($0.map { encodings[$0] }, padId: padId) }
+        for b in batches { try model.model.check(b) }
+        let out = Mutex<[SharedPrefix?]>([SharedPrefix?](repeating: nil, count: batches.count))
+        let next = Atomic<Int>(0)
+        let model = self.model
+        DispatchQueue.concurrentPerform(iterations: min(threads, max(batches.count, 1))) { _ in
+            let ws = AdaptedWorkspace()
+            while true {
+                let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard i < batches.count else { break }
+                let p = model.sharedPrefix(batches[i], workspace: ws)
+                out.withLock { $0[i] = p }
+            }
+        }
+        return out.withLock { $0.map { $0! } }
     }
 }
 

@@ -340,9 +340,11 @@ public struct StudyReport {
         // 3. FSD heatmap (Fig. 4).
         page.heading("Fraction of sign difference")
         if let fsd {
+            // The diagonal (0 by definition) is left empty so the colours span the pairs' range.
+            let offDiagonal = fsd.matrix.enumerated().map { i, row in row.enumerated().map { j, v in i == j ? Double.nan : v } }
             fig(Heatmap(title: "FSD between the domains' adapters", rowLabels: fsd.domains, columnLabels: fsd.domains,
-                        values: fsd.matrix, digits: 2, rowTitle: "adapter", columnTitle: "adapter").svg(),
-                "The fraction of adapter weights whose signs differ between two domains' adapters (the study's Fig. 4).")
+                        values: offDiagonal, digits: 3, rowTitle: "adapter", columnTitle: "adapter").svg(),
+                "The fraction of adapter weights whose signs differ between two domains' adapters (the study's Fig. 4); the diagonal is 0.")
             var rows: [[String]] = []
             for (i, a) in fsd.domains.enumerated() { for (j, b) in fsd.domains.enumerated() { rows.append([a, b, f(fsd.matrix[i][j])]) } }
             files["fsd.csv"] = Self.csv(["a", "b", "fsd"], rows)
@@ -407,7 +409,7 @@ public struct StudyReport {
                                            Series(name: "mean of all mixtures", xs: withBounds.map { Double($0.l) }, ys: withBounds.map { $0.mean! }, colorIndex: 2, showMarkers: false, dashed: true)],
                                   bands: [Band(name: "empirical bounds (worst–best mixture)", xs: withBounds.map { Double($0.l) }, lower: withBounds.map { $0.lower! },
                                                upper: withBounds.map { $0.upper! }, colorIndex: 2, opacity: 0.15)],
-                                  yRange: 0...1, integerX: true).svg(),
+                                  integerX: true).svg(),
                         "Target \(t), \(Self.conditionLabel[c]!).")
                 }
             }
@@ -518,7 +520,7 @@ public struct StudyReport {
                 let band = Band(name: "averaging, worst–best mixture", xs: dense.map { Double($0.k) }, lower: dense.map { $0.denseLower! },
                                 upper: dense.map { $0.denseUpper! }, colorIndex: 0, opacity: 0.12)
                 page.figure(LineChart(title: "\(t), \(Self.conditionLabel[c]!): \(title)", xLabel: "mixture size k", yLabel: "accuracy (fraction correct)",
-                                      series: series, bands: [band], yRange: 0...1, integerX: true).svg(),
+                                      series: series, bands: [band], integerX: true).svg(),
                             caption: "Target \(t), \(Self.conditionLabel[c]!): mean accuracy over the mixtures of each size.")
                 n += 1
             }

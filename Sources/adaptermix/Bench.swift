@@ -8,7 +8,7 @@ import Tensor
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (figures, never pass/fail).",
-        subcommands: [BenchEncoder.self, BenchFSD.self])
+        subcommands: [BenchEncoder.self, BenchFSD.self, BenchSweep.self])
 }
 
 /// `adaptermix bench encoder`: throughput of the encoder on (a) 32 × 128 fixed tokens and (b) 512

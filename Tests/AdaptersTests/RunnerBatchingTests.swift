@@ -17,7 +17,7 @@ final class RunnerBatchingTests: XCTestCase {
     ]
 
     /// An adapter whose every parameter is random, so that the body, the head and (for LoRA) B all matter.
-    func randomAdapter(_ method: AdapterMethod, encoder: EncoderConfig, seed: UInt64) -> Adapter {
+    static func randomAdapter(_ method: AdapterMethod, encoder: EncoderConfig, seed: UInt64) -> Adapter {
         var cfg = AdapterConfig(method: method, bottleneck: 4)
         if method == .lora { cfg.loraTargets = ["query", "value"] }
         let a = Adapter.initialized(config: cfg, encoder: encoder, labels: ["a", "b", "c"], seed: seed)
@@ -31,7 +31,7 @@ final class RunnerBatchingTests: XCTestCase {
         let encodings = try pre.encode(Self.texts)
         let labels = Self.texts.indices.map { $0 % 3 }
         for method in [AdapterMethod.pfeiffer, .lora] {
-            let model = try AdaptedEncoder(model: pre.model, adapter: randomAdapter(method, encoder: pre.model.config, seed: 5))
+            let model = try AdaptedEncoder(model: pre.model, adapter: Self.randomAdapter(method, encoder: pre.model.config, seed: 5))
             let clean = method == .lora ? model.foldingLoRA() : model
             func runner(_ m: AdaptedEncoder, threads: Int, fixed: Bool) -> AdaptedRunner {
                 AdaptedRunner(model: m, threads: threads, batchSize: 8, fixedBatches: fixed)

@@ -221,4 +221,21 @@ final class StatisticsTests: XCTestCase {
         let none = Statistics.bootstrapMeanInterval([])
         XCTAssertTrue(none.lower.isNaN && none.upper.isNaN)
     }
+
+    /// Worked by hand, with closed forms independent of the incomplete beta function.
+    /// Pearson on x = (1, 2, 3), y = (1, 2, 4): Σdxdy = 3, Σdx² = 2, Σdy² = 42/9, so
+    /// r = 3/√(2·42/9); with n − 2 = 1 degree of freedom t is Cauchy: p = 1 − (2/π)·atan|t|.
+    /// Spearman on x = (1, 2, 3, 4), y = (1, 3, 2, 4): Σd² = 2, ρ = 1 − 6·2/(4·15) = 0.8; with 2 degrees
+    /// of freedom p = 1 − |t|/√(t² + 2) = 1 − √(t²/(t² + 2)) = 1 − ρ = 0.2 exactly.
+    func testCorrelationsWorkedByHand() throws {
+        let p = try XCTUnwrap(Statistics.pearson([1, 2, 3], [1, 2, 4]))
+        let r = 3 / (2 * 42.0 / 9).squareRoot()
+        XCTAssertEqual(p.r, r, accuracy: 1e-14)
+        let t = r * (1 / (1 - r * r)).squareRoot()
+        XCTAssertEqual(p.p, 1 - 2 / Double.pi * atan(t), accuracy: 1e-12)
+        let s = try XCTUnwrap(Statistics.spearman([1, 2, 3, 4], [1, 3, 2, 4]))
+        XCTAssertEqual(s.r, 0.8, accuracy: 1e-14)
+        XCTAssertEqual(s.p, 0.2, accuracy: 1e-12)
+        XCTAssertEqual(s.n, 4)
+    }
 }

@@ -222,6 +222,20 @@ final class EvaluatorTests: XCTestCase {
         XCTAssertEqual(greedyAll.members, config.sortedDomains)
     }
 
+    /// The shared prefix is a switch that changes no result: the same bits with it on and off.
+    func testSharedPrefixChangesNoOutcome() throws {
+        let f = try fixture()
+        let target = "privacy-qa"
+        let items = try plan(f).items(for: target).filter { $0.condition == .clean }
+        let on = try MixtureEvaluator(config: f.config, artifacts: f.artifacts, catalog: f.catalog, threads: 2)
+        let off = try MixtureEvaluator(config: f.config, artifacts: f.artifacts, catalog: f.catalog, threads: 2)
+        on.sharePrefix = true
+        off.sharePrefix = false
+        let a = on.evaluate(target: target, items: items).outcomes
+        for o in a { XCTAssertNil(o.error, o.error ?? "") }
+        assertSame(a, off.evaluate(target: target, items: items).outcomes, "shared prefix on vs off")
+    }
+
     func testThreadCountDoesNotChangeOutcomes() throws {
         let f = try fixture()
         var config = f.config

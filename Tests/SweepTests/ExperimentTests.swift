@@ -107,4 +107,29 @@ final class ExperimentTests: XCTestCase {
         XCTAssertEqual(try journal.results(experiment: .prune).map(\.result.correct), [0])
         XCTAssertEqual(try journal.results().count, 2)
     }
+
+    /// Every sweep config shipped in configs/ (and configs/study/) loads, and the big ones plan the
+    /// items the comments in them promise.
+    func testShippedSweepConfigsLoad() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../configs").standardizedFileURL
+        var loaded = 0
+        for dir in [root, root.appendingPathComponent("study")] {
+            for name in try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() where name.hasSuffix(".yaml") && !name.hasPrefix("train") {
+                let c = try SweepConfig.load(path: dir.appendingPathComponent(name).path)
+                XCTAssertFalse(c.domains.isEmpty, name)
+                loaded += 1
+            }
+        }
+        XCTAssertGreaterThanOrEqual(loaded, 10)
+        let demo = try SweepConfig.load(path: root.appendingPathComponent("demo.yaml").path)
+        let fake = FSDTable(domains: demo.sortedDomains, matrix: demo.sortedDomains.map { a in demo.sortedDomains.map { $0 == a ? 0 : 0.3 } })
+        let arts = ArtifactHashes(baseModel: sha256Hex(Data("m".utf8)), adapters: Dictionary(uniqueKeysWithValues: demo.domains.map { ($0, ["x": sha256Hex(Data($0.utf8))]) }))
+        let plan = try SweepPlan(config: demo, artifacts: arts, fsd: fake)
+        // configs/demo.yaml's header: 96 exhaustive items and 164 experiment items.
+        XCTAssertEqual(plan.allItems().filter { $0.experiment == .exhaustive }.count, 96)
+        XCTAssertEqual(plan.allItems().filter { $0.experiment != .exhaustive }.count, 164)
+        let full = try SweepConfig.load(path: root.appendingPathComponent("full-13.yaml").path)
+        XCTAssertEqual(full.domains.count, 13)
+        XCTAssertEqual(SweepPlan.mixtureCount(domains: 13, sizes: full.sizes), 53_248)
+    }
 }
