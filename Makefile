@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/release/adaptermix
 
-.PHONY: setup build demo test bench bench-sweep-noop bench-peer bench-textfooler-peer quality adapters clean
+.PHONY: setup build demo test bench bench-sweep-noop bench-peer bench-textfooler-peer bench-sweep-peer quality adapters clean
 
 setup:
 	@bash scripts/setup.sh
@@ -33,6 +33,10 @@ bench-sweep-noop: build
 # The Python peers (ONNX Runtime, PyTorch) in their own virtualenv; never run by CI.
 bench-peer: setup
 	@bash bench/peer.sh
+
+# The sweep's evaluator against PyTorch and ONNX Runtime on the same mixtures (never run by CI).
+bench-sweep-peer: build
+	@bash bench/sweep.sh
 
 # TextAttack's TextFooler on the same victim, examples and thresholds (its own virtualenv; never run by CI).
 bench-textfooler-peer: build

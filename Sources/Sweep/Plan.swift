@@ -280,6 +280,11 @@ public struct SweepPlan: Sendable {
     public let fsd: FSDTable?
     /// Items per target (exhaustive and experiments), counted once.
     private var perTargetCounts: [Int]
+    /// Mean tokens per test example of each target after truncation (set by the commands from the
+    /// test splits; not part of the plan hash: it orders and sizes shards, never changes a key or
+    /// a result). With it, `shards()` sizes shards by estimated cost and hands out the costliest
+    /// first, so the last minutes of a sweep are not one slow shard.
+    public var tokenEstimates: [String: Double]?
 
     public init(config: SweepConfig, artifacts: ArtifactHashes, fsd: FSDTable? = nil) throws {
         let n = config.domains.count
@@ -355,21 +360,50 @@ public struct SweepPlan: Sendable {
     /// Every work item, target by target.
     public func allItems() -> [WorkItem] { targets.flatMap { items(for: $0) } }
 
-    /// Shards of at most `shardSize` items, each holding one target's items; targets in sorted
-    /// order, items in canonical order, shard indices consecutive from 0.
+    /// Shards of at most `shardSize` items, each holding one target's items, shard indices
+    /// consecutive from 0. Without `tokenEstimates`: targets in sorted order, items in canonical
+    /// order. With them: a shard also ends before its estimated cost passes twice the mean shard's
+    /// (one costly item still makes a shard), and shards go out costliest first (ties in plan order).
     public func shards() -> [Shard] {
-        var out: [Shard] = []
+        var out: [(target: String, items: [WorkItem], cost: Double)] = []
         let size = config.shardSize
-        for t in targets {
-            let items = items(for: t)
-            var start = 0
-            while start < items.count {
-                let end = min(start + size, items.count)
-                out.append(Shard(index: out.count, target: t, items: Array(items[start..<end])))
-                start = end
-            }
+        let perTarget = targets.map { items(for: $0) }
+        var budget = Double.infinity
+        if tokenEstimates != nil {
+            let all = perTarget.flatMap { $0 }
+            let total = all.reduce(0) { $0 + itemCost($1) }
+            let count = max(1, (all.count + size - 1) / size)
+            budget = max(all.map(itemCost).max() ?? 0, 2 * total / Double(count))
         }
-        return out
+        for (t, items) in zip(targets, perTarget) {
+            var current: [WorkItem] = [], cost = 0.0
+            for item in items {
+                let c = itemCost(item)
+                if !current.isEmpty && (current.count == size || cost + c > budget) {
+                    out.append((t, current, cost))
+                    current = []; cost = 0
+                }
+                current.append(item); cost += c
+            }
+            if !current.isEmpty { out.append((t, current, cost)) }
+        }
+        if tokenEstimates != nil {
+            out = out.enumerated().sorted { a, b in a.element.cost != b.element.cost ? a.element.cost > b.element.cost : a.offset < b.offset }.map(\.element)
+        }
+        return out.enumerated().map { Shard(index: $0.offset, target: $0.element.target, items: $0.element.items) }
+    }
+
+    /// An item's estimated encoder cost, in token-forward units: examples × tokens per example ×
+    /// a factor for the condition (clean 1; FGSM 3: forward, backward, forward; TextFooler about
+    /// 2 × tokens queries per attacked example).
+    public func itemCost(_ item: WorkItem) -> Double {
+        let tokens = tokenEstimates?[item.target] ?? Double(config.maxLength) / 2
+        let examples = Double(config.testCap(for: item.target) ?? 1000)
+        switch item.condition {
+        case .clean: return examples * tokens
+        case .fgsm: return 3 * examples * tokens
+        case .textfooler: return Double(min(config.textfooler.cap(for: item.target), Int(examples))) * tokens * 2 * tokens
+        }
     }
 }
 

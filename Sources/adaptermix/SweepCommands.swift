@@ -78,7 +78,17 @@ struct SweepPlanOptions: ParsableArguments {
         let artifacts = try ArtifactHashes.compute(for: config, catalog: catalog)
         // The adapters' pairwise FSD: recorded in the journal for the report, ranked by greedy mixing.
         let fsd = try FSDTable.compute(config: config)
-        return try SweepPlan(config: config, artifacts: artifacts, fsd: fsd)
+        var plan = try SweepPlan(config: config, artifacts: artifacts, fsd: fsd)
+        // Tokens per test example, for sizing and ordering shards by cost (never changes a result).
+        let tokenizer = try Tokenizer.load(contentsOf: URL(fileURLWithPath: config.baseModel).appendingPathComponent("tokenizer.json"))
+        var estimates: [String: Double] = [:]
+        for d in config.sortedDomains {
+            let test = try catalog.load(d, options: SplitOptions(seed: config.seed, maxTest: config.testCap(for: d))).test
+            let total = try test.reduce(0) { $0 + (try tokenizer.encode($1.text, pair: $1.textPair, maxLength: config.maxLength).count) }
+            estimates[d] = Double(total) / Double(max(test.count, 1))
+        }
+        plan.tokenEstimates = estimates
+        return plan
     }
 
     /// With `adapters.train` set, trains (one process at a time) each adapter folder that is missing.

@@ -176,6 +176,30 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(shards, try makePlan(["c", "b", "a"], shardSize: 3).shards())
     }
 
+    /// With token estimates, shards are sized by cost and handed out costliest first: a long-text
+    /// target's FGSM items before a short one's clean items; every item still exactly once.
+    func testCostOrderedShards() throws {
+        var plan = try makePlan(["b", "a", "c"], shardSize: 3)
+        plan.tokenEstimates = ["a": 10, "b": 100, "c": 20]
+        let shards = plan.shards()
+        XCTAssertEqual(shards.map(\.index), Array(0..<shards.count))
+        XCTAssertEqual(Set(shards.flatMap(\.items).map(\.key)), Set(plan.allItems().map(\.key)))
+        XCTAssertEqual(shards.flatMap(\.items).count, plan.allItems().count)
+        let costs = shards.map { $0.items.reduce(0) { $0 + plan.itemCost($1) } }
+        XCTAssertEqual(costs, costs.sorted(by: >), "costliest first")
+        XCTAssertEqual(shards.first?.target, "b", "the long-text target's shards come first")
+        for s in shards {
+            XCTAssertLessThanOrEqual(s.items.count, 3)
+            XCTAssertTrue(s.items.allSatisfy { $0.target == s.target })
+        }
+        // By hand: an FGSM item costs 3 × examples × tokens, a clean one examples × tokens.
+        let item = plan.allItems().first { $0.target == "b" && $0.condition == .fgsm }!
+        XCTAssertEqual(plan.itemCost(item), 3 * Double(plan.config.testCap(for: "b") ?? 1000) * 100)
+        var again = try makePlan(["c", "a", "b"], shardSize: 3)
+        again.tokenEstimates = plan.tokenEstimates
+        XCTAssertEqual(again.shards(), shards, "deterministic")
+    }
+
     func testArtifactHashesFromFiles() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sweep-arts-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
