@@ -1,6 +1,9 @@
 import Adapters
+import Datasets
 import Encoder
 import Foundation
+import Report
+import Tensor
 
 // The study's experiments besides the exhaustive average (the `experiments:` block of a sweep
 // config), as work items in the same plan and journal:
@@ -33,6 +36,9 @@ public enum Experiment: String, Sendable, Codable, CaseIterable, Comparable {
     case ties
     /// DARE (drop and rescale), then the mean.
     case dare
+    /// AdapterSoup's selection: the target and the l − 1 domains of most similar sentence-embedding
+    /// centroids, averaged.
+    case similarity
 
     public static func < (a: Experiment, b: Experiment) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
@@ -93,6 +99,7 @@ public struct ExperimentSettings: Sendable, Equatable {
         "sparse": ["conditions", "sparsities", "layers", "mixtures_per_size"],
         "ties": ["conditions", "density", "mixtures_per_size"],
         "dare": ["conditions", "p", "seed", "mixtures_per_size"],
+        "similarity": ["conditions", "sample"],
     ]
 
     /// Every condition any experiment evaluates under (the test splits and resources they need).
@@ -171,6 +178,8 @@ public struct ExperimentSettings: Sendable, Equatable {
                 guard p >= 0, p < 1 else { throw fail("\(where_).p", "must be in [0, 1), got \(p)") }
                 spec.parameters["p"] = p
                 spec.parameters["seed"] = Double(try block["seed"].map { try whole($0, "\(where_).seed", 0) } ?? 0)
+            case "similarity":
+                spec.parameters["sample"] = Double(try block["sample"].map { try whole($0, "\(where_).sample", 1) } ?? 1000)
             default:
                 break
             }
@@ -253,6 +262,14 @@ extension SweepPlan {
                 }
             }
         }
+        if let g = spec["similarity"], let similarity, n >= 2 {
+            let index = Dictionary(uniqueKeysWithValues: similarity.domains.enumerated().map { ($1, $0) })
+            for l in 2...n {
+                let chosen = DomainSimilarity.selectBySimilarity(similarity.matrix, target: index[target]!, l: l).map { similarity.domains[$0] }
+                add(Mixture(target: target, members: chosen),
+                    Recipe(experiment: .similarity, strategy: MixStrategy.average.rawValue, parameters: ["l": Double(l)]), g.conditions)
+            }
+        }
         if let p = spec["pruning"] {
             for s in p.sparsities {
                 add(Mixture(target: target, members: [target]), Recipe(experiment: .prune, strategy: "prune", parameters: ["sparsity": s]), p.conditions)
@@ -294,5 +311,54 @@ extension MixOptions {
         if let v = parameters["prune_layers"] { options.pruneLayers = Int(v) }
         if let v = parameters["sparsity"] { options.sparsity = v }
         return options
+    }
+}
+
+/// The domains' sentence-embedding centroid similarity (the study's Section 3.1): a seeded sample
+/// of each domain's training documents embedded by the packaged all-MiniLM-L6-v2 (mean-pooled,
+/// normalised; it stands in for the Universal Sentence Encoder the study used), averaged per
+/// domain, cosine between the centroids. What AdapterSoup's selection ranks by.
+public struct SimilarityTable: Sendable, Equatable, Codable {
+    public var domains: [String]
+    public var matrix: [[Double]]
+
+    public init(domains: [String], matrix: [[Double]]) {
+        self.domains = domains
+        self.matrix = matrix
+    }
+
+    public func value(_ a: String, _ b: String) -> Double? {
+        guard let i = domains.firstIndex(of: a), let j = domains.firstIndex(of: b) else { return nil }
+        return matrix[i][j]
+    }
+
+    /// `sample` training documents of each domain (all when fewer), chosen by a seeded shuffle; a
+    /// text pair is embedded as its two texts joined by a space.
+    public static func sampleDocuments(_ domain: String, catalog: DomainCatalog, sample: Int, seed: UInt64) throws -> [String] {
+        let train = try catalog.load(domain, options: SplitOptions(seed: seed)).train
+        var order = Array(train.indices)
+        var rng = SplitMix64(seed: seed ^ 0x5eed_51a1)
+        if order.count > 1 {
+            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        }
+        return order.prefix(sample).map { i in train[i].textPair.map { p in train[i].text + " " + p } ?? train[i].text }
+    }
+
+    public static func compute(domains: [String], catalog: DomainCatalog, sample: Int, seed: UInt64,
+                               threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> SimilarityTable {
+        let sorted = domains.sorted()
+        return try compute(domains: sorted, documents: try sorted.map { try sampleDocuments($0, catalog: catalog, sample: sample, seed: seed) },
+                           threads: threads)
+    }
+
+    /// From each domain's documents (in `domains` order).
+    public static func compute(domains: [String], documents: [[String]],
+                               threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> SimilarityTable {
+        let encoder = try PretrainedEncoder(directory: PretrainedEncoder.defaultModelDirectory())
+        let runner = EncoderRunner(model: encoder.model, threads: threads)
+        let embeddings = try documents.map { docs in
+            try runner.embed(try encoder.encode(docs, maxLength: 128), padId: encoder.tokenizer.padId, pooling: .mean, normalize: true)
+        }
+        return SimilarityTable(domains: domains, matrix: DomainSimilarity.centroidCosine(embeddings))
     }
 }

@@ -239,6 +239,21 @@ public final class Journal: Sendable {
                 try db.execute(sql: "ALTER TABLE items ADD COLUMN experiment TEXT NOT NULL DEFAULT 'exhaustive'")
                 try db.execute(sql: "ALTER TABLE items ADD COLUMN params TEXT NOT NULL DEFAULT ''")
             }
+            // The domains' centroid similarity, written with the plan when the similarity experiment needs it.
+            try db.execute(sql: """
+                CREATE TABLE IF NOT EXISTS similarity (
+                    a TEXT NOT NULL,
+                    b TEXT NOT NULL,
+                    value REAL NOT NULL,
+                    PRIMARY KEY (a, b)
+                )
+                """)
+            // LDA topics of the domains (model = a domain, or "*" for all the domains' documents).
+            try db.execute(sql: """
+                CREATE TABLE IF NOT EXISTS topics (model TEXT NOT NULL, topic INTEGER NOT NULL, words TEXT NOT NULL, PRIMARY KEY (model, topic));
+                CREATE TABLE IF NOT EXISTS topic_mixtures (model TEXT NOT NULL, domain TEXT NOT NULL, topic INTEGER NOT NULL, weight REAL NOT NULL,
+                                                           PRIMARY KEY (model, domain, topic));
+                """)
             // The adapters' pairwise FSD, written with the plan (the report's heatmap and greedy mixing).
             try db.execute(sql: """
                 CREATE TABLE IF NOT EXISTS fsd (
@@ -278,10 +293,21 @@ public final class Journal: Sendable {
                                                    Self.paramsText(item.recipe?.parameters ?? [:])])
                 }
             }
-            if let fsd = plan.fsd {
-                let row = try db.makeStatement(sql: "INSERT OR REPLACE INTO fsd (a, b, value) VALUES (?, ?, ?)")
-                for (i, a) in fsd.domains.enumerated() {
-                    for (j, b) in fsd.domains.enumerated() { try row.execute(arguments: [a, b, fsd.matrix[i][j]]) }
+            if let topics = plan.topics {
+                let t = try db.makeStatement(sql: "INSERT OR REPLACE INTO topics (model, topic, words) VALUES (?, ?, ?)")
+                let m = try db.makeStatement(sql: "INSERT OR REPLACE INTO topic_mixtures (model, domain, topic, weight) VALUES (?, ?, ?, ?)")
+                for p in topics.perDomain {
+                    for (k, words) in p.topics.enumerated() { try t.execute(arguments: [p.domain, k, words.joined(separator: " ")]) }
+                    for (k, w) in p.mixture.enumerated() { try m.execute(arguments: [p.domain, p.domain, k, w]) }
+                }
+                for (k, words) in topics.unionTopics.enumerated() { try t.execute(arguments: ["*", k, words.joined(separator: " ")]) }
+                for (d, mix) in topics.unionMixtures { for (k, w) in mix.enumerated() { try m.execute(arguments: ["*", d, k, w]) } }
+            }
+            for (table, t) in [("fsd", plan.fsd.map { ($0.domains, $0.matrix) }), ("similarity", plan.similarity.map { ($0.domains, $0.matrix) })] {
+                guard let (domains, matrix) = t else { continue }
+                let row = try db.makeStatement(sql: "INSERT OR REPLACE INTO \(table) (a, b, value) VALUES (?, ?, ?)")
+                for (i, a) in domains.enumerated() {
+                    for (j, b) in domains.enumerated() where matrix[i][j].isFinite { try row.execute(arguments: [a, b, matrix[i][j]]) }
                 }
             }
         }
@@ -335,8 +361,34 @@ public final class Journal: Sendable {
 
     /// The adapters' pairwise FSD recorded with the plan (nil when none was).
     public func fsdTable() throws -> FSDTable? {
+        try matrix("fsd").map { FSDTable(domains: $0.domains, matrix: $0.matrix) }
+    }
+
+    /// The LDA topics recorded with the plan (nil when none were).
+    public func topicSummary() throws -> TopicSummary? {
         try pool.read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT a, b, value FROM fsd")
+            let rows = try Row.fetchAll(db, sql: "SELECT model, topic, words FROM topics ORDER BY model, topic")
+            guard !rows.isEmpty else { return nil }
+            let mixRows = try Row.fetchAll(db, sql: "SELECT model, domain, topic, weight FROM topic_mixtures ORDER BY model, domain, topic")
+            var words: [String: [[String]]] = [:]
+            for r in rows { words[r["model"] as String, default: []].append((r["words"] as String).split(separator: " ").map(String.init)) }
+            var mix: [String: [String: [Double]]] = [:]
+            for r in mixRows { mix[r["model"] as String, default: [:]][r["domain"] as String, default: []].append(r["weight"]) }
+            let per = words.keys.filter { $0 != "*" }.sorted().map { d in
+                TopicSummary.DomainTopics(domain: d, topics: words[d]!, mixture: mix[d]?[d] ?? [])
+            }
+            return TopicSummary(perDomain: per, unionTopics: words["*"] ?? [], unionMixtures: mix["*"] ?? [:])
+        }
+    }
+
+    /// The domains' centroid similarity recorded with the plan (nil when none was).
+    public func similarityTable() throws -> SimilarityTable? {
+        try matrix("similarity").map { SimilarityTable(domains: $0.domains, matrix: $0.matrix) }
+    }
+
+    private func matrix(_ table: String) throws -> (domains: [String], matrix: [[Double]])? {
+        try pool.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT a, b, value FROM \(table)")
             guard !rows.isEmpty else { return nil }
             let domains = Array(Set(rows.map { $0["a"] as String })).sorted()
             var m = [[Double]](repeating: [Double](repeating: .nan, count: domains.count), count: domains.count)
@@ -344,7 +396,7 @@ public final class Journal: Sendable {
             for r in rows {
                 if let i = index[r["a"] as String], let j = index[r["b"] as String] { m[i][j] = r["value"] }
             }
-            return FSDTable(domains: domains, matrix: m)
+            return (domains, m)
         }
     }
 

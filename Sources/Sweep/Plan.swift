@@ -278,6 +278,10 @@ public struct SweepPlan: Sendable {
     /// The adapters' pairwise FSD (needed when the config asks for greedy FSD mixing; recorded in
     /// the journal for the report). Derived from the adapter files, which `artifacts` hashes.
     public let fsd: FSDTable?
+    /// The domains' centroid similarity (needed by the `similarity` experiment; recorded in the journal).
+    public let similarity: SimilarityTable?
+    /// LDA topics of the domains (computed with the similarity; recorded in the journal for the report).
+    public var topics: TopicSummary?
     /// Items per target (exhaustive and experiments), counted once.
     private var perTargetCounts: [Int]
     /// Mean tokens per test example of each target after truncation (set by the commands from the
@@ -286,7 +290,7 @@ public struct SweepPlan: Sendable {
     /// first, so the last minutes of a sweep are not one slow shard.
     public var tokenEstimates: [String: Double]?
 
-    public init(config: SweepConfig, artifacts: ArtifactHashes, fsd: FSDTable? = nil) throws {
+    public init(config: SweepConfig, artifacts: ArtifactHashes, fsd: FSDTable? = nil, similarity: SimilarityTable? = nil) throws {
         let n = config.domains.count
         guard n >= 1, Set(config.domains).count == n else {
             throw SweepConfigError(file: "<plan>", key: "domains", message: "need at least one domain, each listed once")
@@ -301,10 +305,17 @@ public struct SweepPlan: Sendable {
                                        message: "greedy FSD mixing needs the adapters' FSD matrix over the sweep's domains (FSDTable.compute)")
             }
         }
+        if config.experiments.blocks["similarity"] != nil {
+            guard let similarity, similarity.domains == config.sortedDomains else {
+                throw SweepConfigError(file: "<plan>", key: "experiments.similarity",
+                                       message: "selection by domain similarity needs the domains' centroid similarity (SimilarityTable.compute)")
+            }
+        }
         self.config = config
         self.artifacts = artifacts
         self.targets = config.sortedDomains
         self.fsd = fsd
+        self.similarity = similarity
         self.hash = sha256Hex(Data(("adaptermix-plan-v1\n" + config.canonicalJSON() + "\n" + artifacts.canonical).utf8))
         let exhaustivePerTarget = (config.experiments.exhaustive ? 1 : 0) * config.conditions.count
         self.perTargetCounts = []

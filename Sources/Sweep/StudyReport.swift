@@ -24,6 +24,8 @@ public struct StudyReport {
 
     let results: [StoredResult]
     let fsd: FSDTable?
+    let similarity: SimilarityTable?
+    let topics: TopicSummary?
     let config: SweepConfig?
     let journalPath: String
     let planHash: String
@@ -32,6 +34,8 @@ public struct StudyReport {
     public init(journal: Journal) throws {
         results = try journal.results()
         fsd = try journal.fsdTable()
+        similarity = try journal.similarityTable()
+        topics = try journal.topicSummary()
         config = try? SweepConfig.parse(yaml: try journal.configJSON(), file: journal.path)
         journalPath = journal.path
         planHash = journal.planHash
@@ -465,7 +469,10 @@ public struct StudyReport {
             page.link(to: "merges.csv", text: "merges.csv")
         }
 
-        // 8. Significantly worse than the single adapter.
+        // 8. Domain similarity and AdapterSoup's selection (the study's Section 3.1, Fig. 2).
+        figures += similaritySection(&page, &files, sizes)
+
+        // 9. Significantly worse than the single adapter.
         page.heading("Mixtures significantly worse than the single adapter")
         let tested = sizes.filter { $0.significantlyWorse != nil }
         if tested.isEmpty {
@@ -499,6 +506,143 @@ public struct StudyReport {
         let pageURL = directory.appendingPathComponent("index.html")
         try Self.writeFile(page.render(), to: pageURL)
         return Written(page: pageURL, csvFiles: files.keys.sorted(), figures: figures)
+    }
+
+    /// Similarity-selected against FSD-selected (greedy, minimising) mixtures at size l.
+    public struct SelectionRow: Sendable, Equatable {
+        public var target: String
+        public var condition: SweepCondition
+        public var l: Int
+        public var bySimilarity: Double?
+        public var byFSD: Double?
+        public var lower: Double?
+        public var upper: Double?
+    }
+
+    public func selectionRows(_ sizes: [SizeRow]) -> [SelectionRow] {
+        var out: [SelectionRow] = []
+        for t in targets {
+            for c in conditions {
+                let sim = results.filter { $0.experiment == .similarity && $0.target == t && $0.condition == c }
+                guard !sim.isEmpty else { continue }
+                let greedy = results.filter { $0.experiment == .greedyMin && $0.target == t && $0.condition == c }
+                for l in Set(sim.map(\.k)).sorted() {
+                    let bound = sizes.first { $0.target == t && $0.condition == c && $0.k == l }
+                    out.append(SelectionRow(target: t, condition: c, l: l, bySimilarity: sim.first { $0.k == l }?.result.accuracy,
+                                            byFSD: greedy.first { $0.k == l }?.result.accuracy, lower: bound?.stats.min, upper: bound?.stats.max))
+                }
+            }
+        }
+        return out
+    }
+
+    /// Similarity against FSD over domain pairs (a < b), as Spearman's ρ and Pearson's r.
+    public func similarityAgainstFSD() -> (pairs: Int, spearman: Correlation?, pearson: Correlation?)? {
+        guard let similarity, let fsd else { return nil }
+        var xs: [Double] = [], ys: [Double] = []
+        for (i, a) in similarity.domains.enumerated() {
+            for b in similarity.domains[(i + 1)...] {
+                if let x = similarity.value(a, b), let y = fsd.value(a, b), x.isFinite, y.isFinite { xs.append(x); ys.append(y) }
+            }
+        }
+        return (xs.count, Statistics.spearman(xs, ys), Statistics.pearson(xs, ys))
+    }
+
+    func similaritySection(_ page: inout HTMLPage, _ files: inout [String: String], _ sizes: [SizeRow]) -> Int {
+        page.heading("Domain similarity and AdapterSoup's selection")
+        guard let similarity else {
+            page.paragraph("Not in this sweep's plan (experiments.similarity in the sweep config).")
+            return 0
+        }
+        var figures = 0
+        let f = Self.number
+        page.paragraph("The cosine similarity of the domains' sentence-embedding centroids (a seeded sample of training documents per domain, embedded by all-MiniLM-L6-v2, mean-pooled and normalised — it stands in for the Universal Sentence Encoder the study used). AdapterSoup chooses the adapters to average by this similarity; the study argues that domains alike in language need not share weight signs, so that choice can be sub-optimal. Measured here:")
+        let offDiagonal = similarity.matrix.enumerated().map { i, row in row.enumerated().map { j, v in i == j ? Double.nan : v } }
+        page.figure(Heatmap(title: "Sentence-embedding centroid similarity between the domains", rowLabels: similarity.domains,
+                            columnLabels: similarity.domains, values: offDiagonal, digits: 3, rowTitle: "domain", columnTitle: "domain").svg(),
+                    caption: "Cosine similarity of the domains' centroids (the diagonal is 1).")
+        figures += 1
+        var rows: [[String]] = []
+        for (i, a) in similarity.domains.enumerated() { for (j, b) in similarity.domains.enumerated() { rows.append([a, b, f(similarity.matrix[i][j])]) } }
+        files["similarity.csv"] = Self.csv(["a", "b", "cosine"], rows)
+
+        // Claim 1: similarity and FSD over the pairs.
+        if let r = similarityAgainstFSD(), let rho = r.spearman {
+            let negative = rho.r < 0 && rho.p < Self.significance
+            page.paragraph("Similar domains and sign agreement: over the \(r.pairs) domain pairs, Spearman's ρ between centroid similarity and FSD is \(Self.fixed(rho.r, 3)) (p = \(Self.pValue(rho.p)))"
+                           + (r.pearson.map { ", Pearson's r \(Self.fixed($0.r, 3)) (p = \(Self.pValue($0.p)))" } ?? "") + ". "
+                           + (negative ? "More similar domains have significantly fewer sign conflicts here: the claim that similar domains need not agree in sign did not hold on these domains."
+                                       : "More similar domains do not have significantly fewer sign conflicts here: the claim that similar domains need not agree in sign held on these domains."))
+            files["similarity_fsd.csv"] = Self.csv(["pairs", "spearman_rho", "spearman_p", "pearson_r", "pearson_p"],
+                                                   [[String(r.pairs), f(rho.r), f(rho.p), f(r.pearson?.r), f(r.pearson?.p)]])
+        } else {
+            page.paragraph("Similar domains and sign agreement: too few domain pairs (or no FSD matrix) for a correlation.")
+        }
+
+        // Claim 2: selection by similarity against selection by FSD.
+        let sel = selectionRows(sizes)
+        if !sel.isEmpty {
+            for t in targets {
+                for c in conditions {
+                    let r = sel.filter { $0.target == t && $0.condition == c }
+                    guard !r.isEmpty else { continue }
+                    let xs = r.map { Double($0.l) }
+                    let bounded = r.filter { $0.lower != nil && $0.upper != nil }
+                    page.figure(LineChart(title: "\(t), \(Self.conditionLabel[c]!): select by similarity or by FSD", xLabel: "adapters mixed l",
+                                          yLabel: "accuracy (fraction correct)",
+                                          series: [Series(name: "select by similarity (AdapterSoup)", xs: xs, ys: r.map { $0.bySimilarity ?? .nan }, colorIndex: 3),
+                                                   Series(name: "select by FSD (greedy, minimising)", xs: xs, ys: r.map { $0.byFSD ?? .nan }, colorIndex: 0)],
+                                          bands: [Band(name: "empirical bounds (worst–best mixture)", xs: bounded.map { Double($0.l) }, lower: bounded.map { $0.lower! },
+                                                       upper: bounded.map { $0.upper! }, colorIndex: 2, opacity: 0.15)],
+                                          integerX: true).svg(),
+                                caption: "Target \(t), \(Self.conditionLabel[c]!).")
+                    figures += 1
+                }
+            }
+            files["selection.csv"] = Self.csv(["target", "condition", "l", "by_similarity", "by_fsd", "lower_bound", "upper_bound"],
+                sel.map { [$0.target, $0.condition.rawValue, String($0.l), f($0.bySimilarity), f($0.byFSD), f($0.lower), f($0.upper)] })
+            let paired = sel.filter { $0.bySimilarity != nil && $0.byFSD != nil && $0.condition == .clean }
+            if !paired.isEmpty {
+                let diff = paired.map { $0.byFSD! - $0.bySimilarity! }
+                let wins = diff.filter { $0 > 0 }.count, losses = diff.filter { $0 < 0 }.count
+                let mean = diff.reduce(0, +) / Double(diff.count)
+                page.paragraph("Selection, clean accuracy over \(paired.count) (target, l) pairs with both: selecting by FSD minus selecting by similarity is \(Self.fixed(mean, 4)) on average (FSD better in \(wins), similarity better in \(losses), equal in \(paired.count - wins - losses)). "
+                               + (mean > 0 ? "Choosing by similarity was sub-optimal against choosing by FSD here: the claim held on these domains."
+                                           : "Choosing by similarity was not worse than choosing by FSD here: the claim did not hold on these domains."))
+            }
+            page.link(to: "selection.csv", text: "selection.csv")
+        }
+        page.link(to: "similarity.csv", text: "similarity.csv")
+
+        // Topics (the study's Fig. 2 and Tables 4–16).
+        if let topics, !topics.unionTopics.isEmpty {
+            page.heading("Topics of the domains", level: 3)
+            page.paragraph("LDA (collapsed Gibbs sampling, 10 topics, 200 sweeps, seeded) over the same sample of documents: stop-words and words seen fewer than 5 times removed. First over all the domains' documents together, with each domain's mixture of those topics, then per domain.")
+            let domains = topics.unionMixtures.keys.sorted()
+            let k = topics.unionTopics.count
+            page.figure(Heatmap(title: "Each domain's mixture of the shared topics", rowLabels: domains, columnLabels: (1...k).map { "topic \($0)" },
+                                values: domains.map { topics.unionMixtures[$0]! }, digits: 2, rowTitle: "domain", columnTitle: "topic (LDA over all domains)").svg(),
+                        caption: "Share of each domain's words assigned to each topic of the model over all the domains' documents (the study's Fig. 2).")
+            figures += 1
+            page.table(header: ["topic", "top words"], rows: topics.unionTopics.enumerated().map { [String($0.offset + 1), $0.element.joined(separator: " ")] },
+                       caption: "Topics over all the domains' documents.")
+            for p in topics.perDomain {
+                page.table(header: ["topic", "share", "top words"],
+                           rows: p.topics.enumerated().map { [String($0.offset + 1), $0.offset < p.mixture.count ? Self.fixed(p.mixture[$0.offset], 3) : "–", $0.element.joined(separator: " ")] },
+                           caption: "Topics of \(p.domain) (its own model).")
+            }
+            var rows: [[String]] = []
+            for (i, w) in topics.unionTopics.enumerated() { rows.append(["*", String(i + 1), w.joined(separator: " ")]) }
+            for p in topics.perDomain { for (i, w) in p.topics.enumerated() { rows.append([p.domain, String(i + 1), w.joined(separator: " ")]) } }
+            files["topics.csv"] = Self.csv(["model", "topic", "top_words"], rows)
+            var mix: [[String]] = []
+            for d in domains { for (i, w) in topics.unionMixtures[d]!.enumerated() { mix.append(["*", d, String(i + 1), f(w)]) } }
+            for p in topics.perDomain { for (i, w) in p.mixture.enumerated() { mix.append([p.domain, p.domain, String(i + 1), f(w)]) } }
+            files["topic_mixtures.csv"] = Self.csv(["model", "domain", "topic", "weight"], mix)
+            page.link(to: "topics.csv", text: "topics.csv")
+            page.link(to: "topic_mixtures.csv", text: "topic_mixtures.csv")
+        }
+        return figures
     }
 
     /// One chart per target and condition: each method's mean per k against the dense mixtures' band.

@@ -9,7 +9,7 @@ struct AdapterMix: ParsableCommand {
         abstract: "When and what to mix: domain adapters on a frozen encoder, on OpenBLAS.",
         version: "0.1.0",
         subcommands: [Embed.self, DataCommand.self, Train.self, Eval.self, FSDCommand.self, Mix.self, Prune.self,
-                      SweepCommand.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self, ReportCommand.self, KeysCommand.self, Bench.self]
+                      SweepCommand.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self, ReportCommand.self, SimilarityCommand.self, KeysCommand.self, Bench.self]
     )
 
     static func main() {

@@ -78,7 +78,20 @@ struct SweepPlanOptions: ParsableArguments {
         let artifacts = try ArtifactHashes.compute(for: config, catalog: catalog)
         // The adapters' pairwise FSD: recorded in the journal for the report, ranked by greedy mixing.
         let fsd = try FSDTable.compute(config: config)
-        var plan = try SweepPlan(config: config, artifacts: artifacts, fsd: fsd)
+        var similarity: SimilarityTable?
+        var documents: [[String]] = []
+        if let spec = config.experiments.blocks["similarity"] {
+            let sample = Int(spec.parameters["sample"] ?? 1000)
+            log("embedding \(sample) training documents per domain for the domains' similarity…")
+            documents = try config.sortedDomains.map { try SimilarityTable.sampleDocuments($0, catalog: catalog, sample: sample, seed: config.seed) }
+            similarity = try SimilarityTable.compute(domains: config.sortedDomains, documents: documents)
+        }
+        var plan = try SweepPlan(config: config, artifacts: artifacts, fsd: fsd, similarity: similarity)
+        if similarity != nil {
+            // LDA topics of the same sample (the report's topic tables); deterministic for the seed.
+            log("fitting LDA topics (10 per model, 200 sweeps) per domain and over all domains…")
+            plan.topics = TopicSummary.fit(domains: config.sortedDomains, documents: documents, topics: 10, iterations: 200, seed: config.seed, words: 10)
+        }
         // Tokens per test example, for sizing and ordering shards by cost (never changes a result).
         let tokenizer = try Tokenizer.load(contentsOf: URL(fileURLWithPath: config.baseModel).appendingPathComponent("tokenizer.json"))
         var estimates: [String: Double] = [:]

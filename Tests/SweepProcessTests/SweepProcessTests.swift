@@ -577,8 +577,12 @@ final class SweepProcessTests: XCTestCase {
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0, text)
-        XCTAssertTrue(text.contains("4 worker kills and 1 coordinator kills survived") && text.contains("192 items, each recorded once (192 result rows)")
-                      && text.contains("aggregates equal"), text)
+        // Kills happen every second until the sweep ends: how many fit depends on the machine's speed
+        // (3 or 4 here); at least 2 worker kills and the coordinator kill must have happened.
+        let kills = text.range(of: #"(\d+) worker kills and 1 coordinator kills survived"#, options: .regularExpression)
+            .flatMap { Int(text[$0].prefix { $0.isNumber }) } ?? 0
+        XCTAssertGreaterThanOrEqual(kills, 2, text)
+        XCTAssertTrue(text.contains("192 items, each recorded once (192 result rows)") && text.contains("aggregates equal"), text)
     }
 }
 

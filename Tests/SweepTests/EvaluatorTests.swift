@@ -198,7 +198,7 @@ final class EvaluatorTests: XCTestCase {
             switch item.experiment {
             case .prune:
                 adapter = try Mixing.prune(targetAdapter, sparsity: p["sparsity"]!, scope: .adapter).adapter
-            case .greedyMin, .greedyMax:
+            case .greedyMin, .greedyMax, .similarity:
                 adapter = try Mixing.mix(target: MixMember(name: target, adapter: targetAdapter), members: members, options: MixOptions(strategy: .average)).adapter
             case .sparse:
                 var o = MixOptions(strategy: .sparse)

@@ -124,12 +124,37 @@ final class ExperimentTests: XCTestCase {
         let demo = try SweepConfig.load(path: root.appendingPathComponent("demo.yaml").path)
         let fake = FSDTable(domains: demo.sortedDomains, matrix: demo.sortedDomains.map { a in demo.sortedDomains.map { $0 == a ? 0 : 0.3 } })
         let arts = ArtifactHashes(baseModel: sha256Hex(Data("m".utf8)), adapters: Dictionary(uniqueKeysWithValues: demo.domains.map { ($0, ["x": sha256Hex(Data($0.utf8))]) }))
-        let plan = try SweepPlan(config: demo, artifacts: arts, fsd: fake)
-        // configs/demo.yaml's header: 96 exhaustive items and 164 experiment items.
+        let plan = try SweepPlan(config: demo, artifacts: arts, fsd: fake,
+                                 similarity: SimilarityTable(domains: fake.domains, matrix: fake.matrix.map { $0.map { 1 - $0 } }))
+        // configs/demo.yaml's header: 96 exhaustive items, 164 of the study's experiments, 12 selected by similarity.
         XCTAssertEqual(plan.allItems().filter { $0.experiment == .exhaustive }.count, 96)
-        XCTAssertEqual(plan.allItems().filter { $0.experiment != .exhaustive }.count, 164)
+        XCTAssertEqual(plan.allItems().filter { $0.experiment != .exhaustive && $0.experiment != .similarity }.count, 164)
+        XCTAssertEqual(plan.allItems().filter { $0.experiment == .similarity }.count, 12)
         let full = try SweepConfig.load(path: root.appendingPathComponent("full-13.yaml").path)
         XCTAssertEqual(full.domains.count, 13)
         XCTAssertEqual(SweepPlan.mixtureCount(domains: 13, sizes: full.sizes), 53_248)
+    }
+
+    /// AdapterSoup's selection as an experiment: the target, then the most similar domains; the
+    /// similarity matrix and the topics go into the journal and come back unchanged.
+    func testSimilaritySelectionItemsAndJournal() throws {
+        let c = try SweepConfig.parse(yaml: "base_model: m\ndomains: [a, b, c, d]\nadapters: {method: pfeiffer, dir: x}\nconditions: [clean]\n"
+                                      + "experiments: {similarity: {sample: 50}}\n")
+        XCTAssertEqual(c.experiments.blocks["similarity"]?.parameters["sample"], 50)
+        // Similarity to a: d 0.9, c 0.7, b 0.2.
+        let sim = SimilarityTable(domains: ["a", "b", "c", "d"], matrix: [[1, 0.2, 0.7, 0.9], [0.2, 1, 0.3, 0.1], [0.7, 0.3, 1, 0.5], [0.9, 0.1, 0.5, 1]])
+        let arts = ArtifactHashes(baseModel: sha256Hex(Data("m".utf8)), adapters: Dictionary(uniqueKeysWithValues: c.domains.map { ($0, ["x": sha256Hex(Data($0.utf8))]) }))
+        XCTAssertThrowsError(try SweepPlan(config: c, artifacts: arts), "the similarity experiment needs the matrix")
+        var plan = try SweepPlan(config: c, artifacts: arts, similarity: sim)
+        XCTAssertEqual(plan.items(for: "a").filter { $0.experiment == .similarity }.map(\.members), [["a", "d"], ["a", "c", "d"], ["a", "b", "c", "d"]])
+        XCTAssertEqual(plan.items(for: "b").filter { $0.experiment == .similarity }.first?.members, ["b", "c"])
+        plan.topics = TopicSummary(perDomain: [.init(domain: "a", topics: [["x", "y"], ["z", "w"]], mixture: [0.25, 0.75])],
+                                   unionTopics: [["p", "q"], ["r", "s"]], unionMixtures: ["a": [0.5, 0.5], "b": [0.1, 0.9]])
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sim-\(UUID().uuidString).sqlite").path
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+        let journal = try Journal.create(path: path, plan: plan)
+        XCTAssertEqual(try journal.similarityTable(), sim)
+        XCTAssertEqual(try journal.topicSummary(), plan.topics)
+        XCTAssertNil(try journal.fsdTable())
     }
 }

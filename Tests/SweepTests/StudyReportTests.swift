@@ -11,6 +11,7 @@ import FoundationXML
 final class StudyReportTests: XCTestCase {
     let fsd = FSDTable(domains: ["a", "b", "c"], matrix: [[0, 0.2, 0.4], [0.2, 0, 0.3], [0.4, 0.3, 0]])
     let n = 20
+    let similarity = SimilarityTable(domains: ["a", "b", "c"], matrix: [[1, 0.5, 0.9], [0.5, 1, 0.6], [0.9, 0.6, 1]])
 
     /// Bits with `wrong` errors at the end.
     func bits(wrong: Int) -> [Bool] { (0..<n).map { $0 < n - wrong } }
@@ -40,9 +41,13 @@ final class StudyReportTests: XCTestCase {
     func makeJournal() throws -> (Journal, SweepPlan, String) {
         var config = SweepConfig(baseModel: "m", domains: ["c", "a", "b"], conditions: [.clean, .fgsm], testCap: 20)
         config = config.with(experiments: ExperimentSettings(blocks: ["greedy": ExperimentSpec(), "pruning": ExperimentSpec(sparsities: [0.5, 0.9]),
-                                                                      "ties": ExperimentSpec(parameters: ["density": 0.2])]))
+                                                                      "ties": ExperimentSpec(parameters: ["density": 0.2]),
+                                                                      "similarity": ExperimentSpec(parameters: ["sample": 10])]))
         let arts = ArtifactHashes(baseModel: sha256Hex(Data("m".utf8)), adapters: Dictionary(uniqueKeysWithValues: config.domains.map { ($0, ["x": sha256Hex(Data($0.utf8))]) }))
-        let plan = try SweepPlan(config: config, artifacts: arts, fsd: fsd)
+        // Similarity to a: c 0.9, b 0.5 — so selecting by similarity picks a+c at l = 2 (the FSD-maximising pair).
+        var plan = try SweepPlan(config: config, artifacts: arts, fsd: fsd, similarity: similarity)
+        plan.topics = TopicSummary(perDomain: [.init(domain: "a", topics: [["goal", "match"], ["stock", "bank"]], mixture: [0.7, 0.3])],
+                                   unionTopics: [["goal", "match"], ["stock", "bank"]], unionMixtures: ["a": [0.7, 0.3], "b": [0.2, 0.8], "c": [0.5, 0.5]])
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("report-\(UUID().uuidString).sqlite").path
         let journal = try Journal.create(path: path, plan: plan)
         let results = plan.allItems().map { item in
@@ -65,7 +70,17 @@ final class StudyReportTests: XCTestCase {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("report-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: out) }
         let written = try StudyReport(journal: journal).write(to: out)
-        XCTAssertEqual(Set(written.csvFiles), ["accuracy_by_size.csv", "drop.csv", "fsd.csv", "fsd_accuracy.csv", "correlations.csv", "greedy.csv", "pruning.csv", "merges.csv"])
+        XCTAssertEqual(Set(written.csvFiles), ["accuracy_by_size.csv", "drop.csv", "fsd.csv", "fsd_accuracy.csv", "correlations.csv", "greedy.csv", "pruning.csv",
+                                               "merges.csv", "similarity.csv", "similarity_fsd.csv", "selection.csv", "topics.csv", "topic_mixtures.csv"])
+        // Selection for a, clean, l = 2: by similarity a+c, by FSD a+b — both experiment items with 3 + 2 errors: 0.75 each.
+        let selection = try readCSV(out.appendingPathComponent("selection.csv"))
+        let s2 = selection.first { $0["target"] == "a" && $0["condition"] == "clean" && $0["l"] == "2" }!
+        XCTAssertEqual(Double(s2["by_similarity"]!), 0.75)
+        XCTAssertEqual(Double(s2["by_fsd"]!), 0.75)
+        // Similarity against FSD over the three pairs: (0.5, 0.2), (0.9, 0.4), (0.6, 0.3) — ranks agree, ρ = 1.
+        let sf = try readCSV(out.appendingPathComponent("similarity_fsd.csv"))
+        XCTAssertEqual(Double(sf[0]["spearman_rho"]!), 1)
+        XCTAssertEqual(sf[0]["pairs"], "3")
 
         // Accuracy by size, target a, clean: k = 1 → 1.0; k = 2 → 0.5 and 0.95; k = 3 → 0.75.
         let sizes = try readCSV(out.appendingPathComponent("accuracy_by_size.csv"))
@@ -160,8 +175,11 @@ final class StudyReportTests: XCTestCase {
             rest = rest[close.upperBound...]
         }
         XCTAssertEqual(svgs, written.figures)
+        XCTAssertTrue(html.contains("held on these domains") || html.contains("did not hold on these domains"), "the claim's verdicts are written out")
+        XCTAssertTrue(html.contains("goal match"), "the topic tables are on the page")
         for expected in ["clean mean", "FGSM mean", "clean ±1 std", "clean min–max", "greedy, minimising FSD", "greedy, maximising FSD",
-                         "empirical bounds (worst–best mixture)", "k = 2", "k > 2", "ties", "a", "b", "c"] {
+                         "empirical bounds (worst–best mixture)", "k = 2", "k > 2", "ties", "a", "b", "c",
+                         "select by similarity (AdapterSoup)", "select by FSD (greedy, minimising)"] {
             XCTAssertTrue(names.contains(expected), "no series \(expected) in \(names.sorted())")
         }
     }
