@@ -29,7 +29,10 @@ struct Mix: ParsableCommand {
     @Option(help: ArgumentHelp("Weights, one per member, comma-separated (weighted; also sparse, task-arithmetic, ties, dare, dare-ties).", valueName: "W,W,…"))
     var weights: String?
 
-    @Option(name: .customLong("l"), help: "Greedy strategies: how many adapters to mix.")
+    @Option(help: ArgumentHelp("AdapterSoup's selection before mixing: the target and the --l − 1 members whose domains are most similar to the target's, by this matrix ('adaptermix similarity --format json' output; adapters are matched by the domain in their adapter_config.json).", valueName: "FILE"))
+    var similarity: String?
+
+    @Option(name: .customLong("l"), help: "Greedy strategies, or --similarity: how many adapters to mix.")
     var l: Int?
 
     @Option(help: "ties: the fraction of each adapter kept by the trim (default 0.2).")
@@ -77,7 +80,12 @@ struct Mix: ParsableCommand {
             }
         }
         try only("--weights", weights != nil, [.weighted, .sparse, .taskArithmetic, .ties, .dare, .dareTies])
-        try only("--l", l != nil, [.greedyMin, .greedyTarget, .greedyMax])
+        if similarity != nil {
+            guard s == .average else { throw ValidationError("--similarity selects the adapters for --strategy average (AdapterSoup), not \(s.rawValue)") }
+            guard l != nil else { throw ValidationError("--similarity needs --l N, the number of adapters to mix (the target's included)") }
+        } else {
+            try only("--l", l != nil, [.greedyMin, .greedyTarget, .greedyMax])
+        }
         try only("--density", density != nil, [.ties])
         try only("--scope", scope != nil, [.ties])
         try only("--p", p != nil, [.dare, .dareTies])
@@ -127,7 +135,12 @@ struct Mix: ParsableCommand {
             if let pruneLayers { options.pruneLayers = pruneLayers }
             if let sparsity { options.sparsity = sparsity }
 
-            let result = try Mixing.mix(target: targetFolder.member, members: memberFolders.map(\.member), options: options)
+            var chosen = memberFolders.map(\.member)
+            if let similarity {
+                chosen = try selectBySimilarity(file: similarity, target: targetFolder, members: memberFolders, l: l!)
+                options.l = nil
+            }
+            let result = try Mixing.mix(target: targetFolder.member, members: chosen, options: options)
             var record = result.record
             if let t = targetFolder.info.training { record["target_training"] = t }
             let info = targetFolder.info
@@ -149,6 +162,38 @@ struct Mix: ParsableCommand {
             }
             print("saved \(out) (body of the mixture, head and labels of \(target))")
         }
+    }
+}
+
+extension Mix {
+    /// AdapterSoup's selection: the target's adapter and the l − 1 member adapters whose domains'
+    /// centroids are most similar to the target's (ties in the order given).
+    func selectBySimilarity(file: String, target: AdapterFolder, members: [AdapterFolder], l: Int) throws -> [MixMember] {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
+            throw CLIError("\(file): cannot read (\(error.localizedDescription)) — write it with 'adaptermix similarity --format json'")
+        }
+        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let domains = obj["domains"] as? [String],
+              let cosine = obj["cosine"] as? [[Double]], cosine.count == domains.count else {
+            throw CLIError("\(file): expected {\"domains\": [...], \"cosine\": [[...]]} as 'adaptermix similarity --format json' writes")
+        }
+        func domain(_ f: AdapterFolder) throws -> Int {
+            let d = f.info.domain ?? f.info.name
+            guard let i = domains.firstIndex(of: d) else {
+                throw CLIError("\(f.path): its domain '\(d)' is not in \(file) (domains: \(domains.joined(separator: ", "))) — compute the similarity over these adapters' domains")
+            }
+            return i
+        }
+        let t = try domain(target)
+        let others = try members.map { ($0, try domain($0)) }.filter { $0.1 != t || $0.0.path != target.path }
+        let ranked = others.enumerated().sorted { a, b in
+            let x = cosine[t][a.element.1], y = cosine[t][b.element.1]
+            return x != y ? x > y : a.offset < b.offset
+        }.map(\.element.0)
+        let picked = [target] + ranked.filter { $0.path != target.path }.prefix(max(0, l - 1))
+        let described = try picked.map { "\($0.info.domain ?? $0.info.name) (\(String(format: "%.3f", cosine[t][try domain($0)])))" }
+        print("selected by similarity to \(domains[t]): " + described.joined(separator: ", "))
+        return picked.map(\.member)
     }
 }
 

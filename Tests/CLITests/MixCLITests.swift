@@ -141,6 +141,42 @@ final class MixCLITests: XCTestCase {
                        try Data(contentsOf: URL(fileURLWithPath: t.pfeiffer1 + "/model_head.safetensors")))
     }
 
+    /// `mix --similarity`: AdapterSoup's selection by a similarity matrix, adapters matched by the
+    /// domain in their config (relabelled copies here), then averaged.
+    func testMixSelectsBySimilarity() throws {
+        let f = try folders()
+        // Copies of the same adapter, each claiming another domain.
+        var copies: [String] = []
+        for (i, d) in ["d1", "d2", "d3", "d4"].enumerated() {
+            let dir = try out("sim-\(d)")
+            try? FileManager.default.removeItem(atPath: dir)
+            try FileManager.default.copyItem(atPath: i % 2 == 0 ? f.pfeiffer1 : f.pfeiffer2, toPath: dir)
+            let cfgURL = URL(fileURLWithPath: dir + "/adapter_config.json")
+            var cfg = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: cfgURL)) as? [String: Any])
+            var block = try XCTUnwrap(cfg["adaptermix"] as? [String: Any])
+            block["domain"] = d
+            cfg["adaptermix"] = block
+            try JSONSerialization.data(withJSONObject: cfg).write(to: cfgURL)
+            copies.append(dir)
+        }
+        // Similarity to d1: d3 0.8, d4 0.5, d2 0.1.
+        let simFile = try out("sim.json")
+        try JSONSerialization.data(withJSONObject: ["domains": ["d1", "d2", "d3", "d4"],
+                                                    "cosine": [[1, 0.1, 0.8, 0.5], [0.1, 1, 0.2, 0.3], [0.8, 0.2, 1, 0.4], [0.5, 0.3, 0.4, 1]]])
+            .write(to: URL(fileURLWithPath: simFile))
+        let r = try run(["mix", "--model", Self.tiny, "--strategy", "average", "--target", copies[0], "--members", copies.joined(separator: ","),
+                         "--similarity", simFile, "--l", "3", "--out", try out("mix-sim")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("selected by similarity to d1: d1 (1.000), d3 (0.800), d4 (0.500)"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("mixed 3 adapter(s)"), r.stdout)
+        try assertEvalAccepts(try out("mix-sim"))
+        // A domain the matrix does not know is named.
+        let bad = try run(["mix", "--model", Self.tiny, "--strategy", "average", "--target", f.pfeiffer1, "--members", copies[1],
+                           "--similarity", simFile, "--l", "2", "--out", try out("mix-sim-bad")])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("its domain 'sms-spam' is not in"), bad.stderr)
+    }
+
     func testMixRefusesIncompatibleAdaptersNamingTheFolders() throws {
         let t = try folders()
         let r = try run(["mix", "--model", Self.tiny, "--strategy", "average", "--target", t.pfeiffer1, "--members", t.pfeiffer1 + "," + t.houlsby,
