@@ -59,6 +59,13 @@ public final class MixtureEvaluator: ShardEvaluator {
     /// default; `ADAPTERMIX_NO_SHARED_PREFIX=1` in the environment (inherited by workers) turns it off.
     public var sharePrefix = ProcessInfo.processInfo.environment["ADAPTERMIX_NO_SHARED_PREFIX"] == nil
 
+    /// Clean items of LoRA mixtures run with the LoRA folded into the base weights (one small GEMM
+    /// per adapted matrix per mixture, no low-rank products per token): logits within 1e-5 of the
+    /// unfolded path, the same predictions. Off by default: folding copies the base weights per
+    /// mixture, which cost more than the low-rank products it saves at r = 4 on 200 examples
+    /// (docs/benchmarks.md); `ADAPTERMIX_LORA_FOLD=1` turns it on.
+    public var foldLoRA = ProcessInfo.processInfo.environment["ADAPTERMIX_LORA_FOLD"] == "1"
+
     /// TextFooler's resources, loaded on first use: GloVe, the sentence encoder, WordNet, and a
     /// synonym table per target (for the words of the examples attacked).
     private var gloVe: GloVeVectors?
@@ -311,7 +318,7 @@ public final class MixtureEvaluator: ShardEvaluator {
         let predictions: [Prediction]
         switch condition {
         case .clean:
-            let folded = adapter.config.method == .lora ? model.foldingLoRA() : model
+            let folded = adapter.config.method == .lora && foldLoRA ? model.foldingLoRA() : model
             let runner = AdaptedRunner(model: folded, threads: threads, batchSize: config.batchSize, fixedBatches: true)
             var prefixes: [SharedPrefix]?
             if sharePrefix, let domain = split.domain {

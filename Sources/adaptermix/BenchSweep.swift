@@ -1,3 +1,4 @@
+import Adapters
 import ArgumentParser
 import Datasets
 import Dispatch
@@ -32,6 +33,12 @@ struct BenchSweep: ParsableCommand {
     @Flag(name: .customLong("no-shared-prefix"), help: "Compute every mixture's embeddings and first layer again (the plain path).")
     var noSharedPrefix = false
 
+    @Option(help: "Adapter method: pfeiffer, houlsby or lora (folders <adapters>/<domain>-<method>).")
+    var method: String = "pfeiffer"
+
+    @Flag(name: .customLong("lora-fold"), help: "LoRA: fold each mixture into the base weights instead of the low-rank products per token.")
+    var loraFold = false
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -41,7 +48,8 @@ struct BenchSweep: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let list = domains.split(separator: ",").map(String.init)
-            let config = SweepConfig(baseModel: PretrainedEncoder.defaultModelDirectory().path, domains: list, adapterDir: adapters,
+            guard let adapterMethod = AdapterMethod(rawValue: method) else { throw CLIError("--method must be pfeiffer, houlsby or lora") }
+            let config = SweepConfig(baseModel: PretrainedEncoder.defaultModelDirectory().path, domains: list, adapterMethod: adapterMethod, adapterDir: adapters,
                                      conditions: [.clean], testCap: test, batchSize: 32, shardSize: 1 << 20, seed: 42, maxLength: maxLength)
             try config.checkArtifactsExist()
             let catalog = try DomainCatalog(assets: PretrainedEncoder.assetsDirectory())
@@ -50,6 +58,7 @@ struct BenchSweep: ParsableCommand {
             let items = Array(plan.allItems().prefix(mixtures))
             let evaluator = try MixtureEvaluator(config: config, artifacts: artifacts, catalog: catalog, threads: threadOptions.threads, filesVerified: true)
             evaluator.sharePrefix = !noSharedPrefix
+            evaluator.foldLoRA = loraFold
             var timing = ShardTiming()
             var outcomes: [ItemOutcome] = []
             let start = DispatchTime.now().uptimeNanoseconds
@@ -72,7 +81,7 @@ struct BenchSweep: ParsableCommand {
             }
             let other = max(0, wall - timing.setup - timing.merge - timing.evaluate)
             let result: [String: Any] = [
-                "engine": "adaptermix", "shared_prefix": !noSharedPrefix, "threads": threadOptions.threads, "mixtures": items.count,
+                "engine": "adaptermix", "shared_prefix": !noSharedPrefix, "method": method, "lora_fold": loraFold, "threads": threadOptions.threads, "mixtures": items.count,
                 "sequences": sequences, "seconds": wall, "mixtures_per_s": Double(items.count) / wall, "seq_per_s": Double(sequences) / wall,
                 "setup_s": timing.setup, "merge_s": timing.merge, "evaluate_s": timing.evaluate, "other_s": other,
                 "accuracy": Double(outcomes.reduce(0) { $0 + $1.correctness.filter { $0 }.count }) / Double(max(sequences, 1)),
@@ -81,7 +90,7 @@ struct BenchSweep: ParsableCommand {
                 let d = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
                 print(String(decoding: d, as: UTF8.self))
             } else {
-                print("adaptermix bench sweep — \(items.count) mixtures of \(list.count) domains, \(test) test examples each, clean, \(threadOptions.threads) thread(s), shared prefix \(noSharedPrefix ? "off" : "on")")
+                print("adaptermix bench sweep — \(items.count) mixtures of \(list.count) domains, \(test) test examples each, clean, \(method), \(threadOptions.threads) thread(s), shared prefix \(noSharedPrefix ? "off" : "on")\(method == "lora" ? ", LoRA \(loraFold ? "folded" : "unfolded")" : "")")
                 print(String(format: "%.2f s: %.2f mixtures/s, %.0f sequences/s; time: setup (load, tokenise) %.1f%%, merge %.1f%%, encoder %.1f%%, other %.1f%%",
                              wall, Double(items.count) / wall, Double(sequences) / wall, 100 * timing.setup / wall, 100 * timing.merge / wall,
                              100 * timing.evaluate / wall, 100 * other / wall))
