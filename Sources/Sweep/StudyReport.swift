@@ -590,8 +590,9 @@ public struct StudyReport {
                     let bounded = r.filter { $0.lower != nil && $0.upper != nil }
                     page.figure(LineChart(title: "\(t), \(Self.conditionLabel[c]!): select by similarity or by FSD", xLabel: "adapters mixed l",
                                           yLabel: "accuracy (fraction correct)",
-                                          series: [Series(name: "select by similarity (AdapterSoup)", xs: xs, ys: r.map { $0.bySimilarity ?? .nan }, colorIndex: 3),
-                                                   Series(name: "select by FSD (greedy, minimising)", xs: xs, ys: r.map { $0.byFSD ?? .nan }, colorIndex: 0)],
+                                          // FSD drawn first and similarity dashed on top: when both choose the same mixture, both stay visible.
+                                          series: [Series(name: "select by FSD (greedy, minimising)", xs: xs, ys: r.map { $0.byFSD ?? .nan }, colorIndex: 0),
+                                                   Series(name: "select by similarity (AdapterSoup)", xs: xs, ys: r.map { $0.bySimilarity ?? .nan }, colorIndex: 3, dashed: true)],
                                           bands: [Band(name: "empirical bounds (worst–best mixture)", xs: bounded.map { Double($0.l) }, lower: bounded.map { $0.lower! },
                                                        upper: bounded.map { $0.upper! }, colorIndex: 2, opacity: 0.15)],
                                           integerX: true).svg(),
