@@ -21,14 +21,8 @@ for d in ${DOMAINS//,/ }; do
   fi
   "$BIN" data export "$d" --split test --max-test "$TEST" > "$OUT/data/$d.jsonl"
 done
-VENV=bench/.venv-textattack REQS=bench/requirements-textattack.txt
-stamp=$VENV/.requirements.sha256 want=$(sha256sum "$REQS" | cut -d' ' -f1)
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "== installing the peers into $VENV (pinned in $REQS; a few minutes) ..."
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS"
-  echo "$want" > "$stamp"
-fi
+. bench/peer-venv.sh
+peer_venv
 echo "== sweep speed: $MIXTURES mixtures of $DOMAINS, $TEST test examples each, clean, $THREADS threads, $ROUNDS round(s)"
 echo "   $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores"
 : > "$OUT/rounds.jsonl"

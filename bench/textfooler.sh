@@ -29,14 +29,8 @@ fi
 "$BIN" data export "$DOMAIN" --split test --max-test "$EXAMPLES" > "$OUT/examples.jsonl"
 
 if [ "$PEER" = 1 ]; then
-  VENV=bench/.venv-textattack REQS=bench/requirements-textattack.txt
-  stamp=$VENV/.requirements.sha256 want=$(sha256sum "$REQS" | cut -d' ' -f1)
-  if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "== installing TextAttack and its dependencies into $VENV (pinned in $REQS; a few minutes) ..."
-    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS"
-    echo "$want" > "$stamp"
-  fi
+  . bench/peer-venv.sh
+  peer_venv
 fi
 
 echo "== TextFooler: $EXAMPLES $DOMAIN test examples, victim $ADAPTER, max_length $MAX_LENGTH, $THREADS threads, $ROUNDS round(s)"

@@ -28,13 +28,20 @@ public enum DomainSimilarity {
         return out
     }
 
+    /// The target first, then the l − 1 others by their value in the target's row, largest or
+    /// smallest first (ties in index order): AdapterSoup's selection (similarity, largest first) and
+    /// greedy FSD mixing anchored on the target (FSD, smallest or largest first).
+    public static func select(_ matrix: [[Double]], target: Int, l: Int, largestFirst: Bool) -> [Int] {
+        let others = matrix.indices.filter { $0 != target }.sorted { a, b in
+            let x = matrix[target][a], y = matrix[target][b]
+            return x != y ? (largestFirst ? x > y : x < y) : a < b
+        }
+        return [target] + others.prefix(max(0, l - 1))
+    }
+
     /// AdapterSoup's selection: the target's own adapter first, then the l − 1 other domains whose
     /// centroids are most similar to the target's (ties in index order).
     public static func selectBySimilarity(_ similarity: [[Double]], target: Int, l: Int) -> [Int] {
-        let others = similarity.indices.filter { $0 != target }.sorted { a, b in
-            let x = similarity[target][a], y = similarity[target][b]
-            return x != y ? x > y : a < b
-        }
-        return [target] + others.prefix(max(0, l - 1))
+        select(similarity, target: target, l: l, largestFirst: true)
     }
 }

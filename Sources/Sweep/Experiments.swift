@@ -190,10 +190,10 @@ public struct ExperimentSettings: Sendable, Equatable {
     }
 }
 
-/// The pairwise FSD of the sweep's adapters (targets in sorted order): what greedy FSD mixing
-/// ranks by and what the report draws. Computed from the adapter files, so a function of the
-/// plan's artifacts.
-public struct FSDTable: Sendable, Equatable, Codable {
+/// A domain × domain matrix over the sweep's domains (sorted): the adapters' pairwise FSD (what
+/// greedy FSD mixing ranks by) or the domains' centroid similarity (what AdapterSoup's selection
+/// ranks by). Both are derived from the plan's artifacts, recorded in the journal and drawn by the report.
+public struct DomainMatrix: Sendable, Equatable, Codable {
     public var domains: [String]
     public var matrix: [[Double]]
 
@@ -207,9 +207,28 @@ public struct FSDTable: Sendable, Equatable, Codable {
         return matrix[i][j]
     }
 
+    /// `target`, then the l − 1 other domains by their value in its row, largest or smallest first
+    /// (ties in name order).
+    public func ranked(from target: String, count l: Int, largestFirst: Bool) -> [String] {
+        guard let t = domains.firstIndex(of: target) else { return [target] }
+        return DomainSimilarity.select(matrix, target: t, l: l, largestFirst: largestFirst).map { domains[$0] }
+    }
+
+    /// The matrix with its diagonal left empty (NaN), for heatmaps whose colours should span the pairs.
+    public var offDiagonal: [[Double]] {
+        matrix.enumerated().map { i, row in row.enumerated().map { j, v in i == j ? Double.nan : v } }
+    }
+}
+
+/// The pairwise FSD of the sweep's adapters.
+public typealias FSDTable = DomainMatrix
+/// The domains' sentence-embedding centroid similarity (the study's Section 3.1).
+public typealias SimilarityTable = DomainMatrix
+
+extension DomainMatrix {
     /// Loads every domain's adapter of `config` and counts sign differences (exact, so the same on
     /// every machine).
-    public static func compute(config: SweepConfig, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> FSDTable {
+    public static func signDifference(config: SweepConfig, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> FSDTable {
         let domains = config.sortedDomains
         let encoder = try EncoderConfig.load(contentsOf: URL(fileURLWithPath: config.baseModel).appendingPathComponent("config.json"))
         let members = try domains.map { d -> MixMember in
@@ -225,12 +244,7 @@ extension SweepPlan {
     /// The members of greedy FSD mixing for `target` and size `l`: the target, then the l − 1 others
     /// of smallest (minimising) or largest (maximising) FSD to it; ties in name order.
     public static func greedyMembers(target: String, l: Int, maximise: Bool, fsd: FSDTable) -> [String] {
-        let others = fsd.domains.filter { $0 != target }
-        let ranked = others.sorted { a, b in
-            let x = fsd.value(target, a) ?? 0, y = fsd.value(target, b) ?? 0
-            return x != y ? (maximise ? x > y : x < y) : a < b
-        }
-        return [target] + ranked.prefix(max(0, l - 1))
+        fsd.ranked(from: target, count: l, largestFirst: maximise)
     }
 
     /// Up to `limit` of `mixtures`, chosen by a hash of each one (the same every run); all when nil.
@@ -263,10 +277,8 @@ extension SweepPlan {
             }
         }
         if let g = spec["similarity"], let similarity, n >= 2 {
-            let index = Dictionary(uniqueKeysWithValues: similarity.domains.enumerated().map { ($1, $0) })
             for l in 2...n {
-                let chosen = DomainSimilarity.selectBySimilarity(similarity.matrix, target: index[target]!, l: l).map { similarity.domains[$0] }
-                add(Mixture(target: target, members: chosen),
+                add(Mixture(target: target, members: similarity.ranked(from: target, count: l, largestFirst: true)),
                     Recipe(experiment: .similarity, strategy: MixStrategy.average.rawValue, parameters: ["l": Double(l)]), g.conditions)
             }
         }
@@ -314,22 +326,19 @@ extension MixOptions {
     }
 }
 
-/// The domains' sentence-embedding centroid similarity (the study's Section 3.1): a seeded sample
-/// of each domain's training documents embedded by the packaged all-MiniLM-L6-v2 (mean-pooled,
-/// normalised; it stands in for the Universal Sentence Encoder the study used), averaged per
-/// domain, cosine between the centroids. What AdapterSoup's selection ranks by.
-public struct SimilarityTable: Sendable, Equatable, Codable {
-    public var domains: [String]
-    public var matrix: [[Double]]
-
-    public init(domains: [String], matrix: [[Double]]) {
-        self.domains = domains
-        self.matrix = matrix
-    }
-
-    public func value(_ a: String, _ b: String) -> Double? {
-        guard let i = domains.firstIndex(of: a), let j = domains.firstIndex(of: b) else { return nil }
-        return matrix[i][j]
+extension DomainMatrix {
+    /// The domains' centroid similarity (the study's Section 3.1): each domain's documents embedded
+    /// by the packaged all-MiniLM-L6-v2 (mean-pooled, normalised; it stands in for the Universal
+    /// Sentence Encoder the study used), averaged per domain, cosine between the centroids.
+    /// `documents` are each domain's, in `domains` order.
+    public static func centroidSimilarity(domains: [String], documents: [[String]],
+                                          threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> SimilarityTable {
+        let encoder = try PretrainedEncoder(directory: PretrainedEncoder.defaultModelDirectory())
+        let runner = EncoderRunner(model: encoder.model, threads: threads)
+        let embeddings = try documents.map { docs in
+            try runner.embed(try encoder.encode(docs, maxLength: 128), padId: encoder.tokenizer.padId, pooling: .mean, normalize: true)
+        }
+        return SimilarityTable(domains: domains, matrix: DomainSimilarity.centroidCosine(embeddings))
     }
 
     /// `sample` training documents of each domain (all when fewer), chosen by a seeded shuffle; a
@@ -342,23 +351,5 @@ public struct SimilarityTable: Sendable, Equatable, Codable {
             for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
         }
         return order.prefix(sample).map { i in train[i].textPair.map { p in train[i].text + " " + p } ?? train[i].text }
-    }
-
-    public static func compute(domains: [String], catalog: DomainCatalog, sample: Int, seed: UInt64,
-                               threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> SimilarityTable {
-        let sorted = domains.sorted()
-        return try compute(domains: sorted, documents: try sorted.map { try sampleDocuments($0, catalog: catalog, sample: sample, seed: seed) },
-                           threads: threads)
-    }
-
-    /// From each domain's documents (in `domains` order).
-    public static func compute(domains: [String], documents: [[String]],
-                               threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> SimilarityTable {
-        let encoder = try PretrainedEncoder(directory: PretrainedEncoder.defaultModelDirectory())
-        let runner = EncoderRunner(model: encoder.model, threads: threads)
-        let embeddings = try documents.map { docs in
-            try runner.embed(try encoder.encode(docs, maxLength: 128), padId: encoder.tokenizer.padId, pooling: .mean, normalize: true)
-        }
-        return SimilarityTable(domains: domains, matrix: DomainSimilarity.centroidCosine(embeddings))
     }
 }

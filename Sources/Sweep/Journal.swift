@@ -361,7 +361,7 @@ public final class Journal: Sendable {
 
     /// The adapters' pairwise FSD recorded with the plan (nil when none was).
     public func fsdTable() throws -> FSDTable? {
-        try matrix("fsd").map { FSDTable(domains: $0.domains, matrix: $0.matrix) }
+        try matrix("fsd")
     }
 
     /// The LDA topics recorded with the plan (nil when none were).
@@ -383,10 +383,10 @@ public final class Journal: Sendable {
 
     /// The domains' centroid similarity recorded with the plan (nil when none was).
     public func similarityTable() throws -> SimilarityTable? {
-        try matrix("similarity").map { SimilarityTable(domains: $0.domains, matrix: $0.matrix) }
+        try matrix("similarity")
     }
 
-    private func matrix(_ table: String) throws -> (domains: [String], matrix: [[Double]])? {
+    private func matrix(_ table: String) throws -> DomainMatrix? {
         try pool.read { db in
             let rows = try Row.fetchAll(db, sql: "SELECT a, b, value FROM \(table)")
             guard !rows.isEmpty else { return nil }
@@ -396,7 +396,7 @@ public final class Journal: Sendable {
             for r in rows {
                 if let i = index[r["a"] as String], let j = index[r["b"] as String] { m[i][j] = r["value"] }
             }
-            return (domains, m)
+            return DomainMatrix(domains: domains, matrix: m)
         }
     }
 

@@ -302,13 +302,13 @@ public struct SweepPlan: Sendable {
         if config.experiments.blocks["greedy"] != nil {
             guard let fsd, fsd.domains == config.sortedDomains else {
                 throw SweepConfigError(file: "<plan>", key: "experiments.greedy",
-                                       message: "greedy FSD mixing needs the adapters' FSD matrix over the sweep's domains (FSDTable.compute)")
+                                       message: "greedy FSD mixing needs the adapters' FSD matrix over the sweep's domains (DomainMatrix.signDifference)")
             }
         }
         if config.experiments.blocks["similarity"] != nil {
             guard let similarity, similarity.domains == config.sortedDomains else {
                 throw SweepConfigError(file: "<plan>", key: "experiments.similarity",
-                                       message: "selection by domain similarity needs the domains' centroid similarity (SimilarityTable.compute)")
+                                       message: "selection by domain similarity needs the domains' centroid similarity (DomainMatrix.centroidSimilarity)")
             }
         }
         self.config = config

@@ -345,9 +345,8 @@ public struct StudyReport {
         page.heading("Fraction of sign difference")
         if let fsd {
             // The diagonal (0 by definition) is left empty so the colours span the pairs' range.
-            let offDiagonal = fsd.matrix.enumerated().map { i, row in row.enumerated().map { j, v in i == j ? Double.nan : v } }
             fig(Heatmap(title: "FSD between the domains' adapters", rowLabels: fsd.domains, columnLabels: fsd.domains,
-                        values: offDiagonal, digits: 3, rowTitle: "adapter", columnTitle: "adapter").svg(),
+                        values: fsd.offDiagonal, digits: 3, rowTitle: "adapter", columnTitle: "adapter").svg(),
                 "The fraction of adapter weights whose signs differ between two domains' adapters (the study's Fig. 4); the diagonal is 0.")
             var rows: [[String]] = []
             for (i, a) in fsd.domains.enumerated() { for (j, b) in fsd.domains.enumerated() { rows.append([a, b, f(fsd.matrix[i][j])]) } }
@@ -557,9 +556,8 @@ public struct StudyReport {
         var figures = 0
         let f = Self.number
         page.paragraph("The cosine similarity of the domains' sentence-embedding centroids (a seeded sample of training documents per domain, embedded by all-MiniLM-L6-v2, mean-pooled and normalised — it stands in for the Universal Sentence Encoder the study used). AdapterSoup chooses the adapters to average by this similarity; the study argues that domains alike in language need not share weight signs, so that choice can be sub-optimal. Measured here:")
-        let offDiagonal = similarity.matrix.enumerated().map { i, row in row.enumerated().map { j, v in i == j ? Double.nan : v } }
         page.figure(Heatmap(title: "Sentence-embedding centroid similarity between the domains", rowLabels: similarity.domains,
-                            columnLabels: similarity.domains, values: offDiagonal, digits: 3, rowTitle: "domain", columnTitle: "domain").svg(),
+                            columnLabels: similarity.domains, values: similarity.offDiagonal, digits: 3, rowTitle: "domain", columnTitle: "domain").svg(),
                     caption: "Cosine similarity of the domains' centroids (the diagonal is 1).")
         figures += 1
         var rows: [[String]] = []

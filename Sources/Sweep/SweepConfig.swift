@@ -463,16 +463,7 @@ public struct SweepConfig: Sendable, Equatable {
     /// parameters not given). Throws for a strategy or parameter a sweep does not take.
     public func mixOptions(threads: Int) throws -> MixOptions {
         try Self.checkMixing(strategy: strategy, parameters: parameters, file: "<config>")
-        var options = MixOptions(strategy: strategy)
-        options.threads = max(1, threads)
-        if let v = parameters["lambda"] { options.lambda = v }
-        if let v = parameters["density"] { options.density = v }
-        if let v = parameters["p"] { options.dropRate = v }
-        if let v = parameters["seed"] { options.seed = UInt64(v) }
-        if let v = parameters["l"] { options.l = Int(v) }  // greedy: refused in sweeps for now, mapped for later ones
-        if let v = parameters["prune_layers"] { options.pruneLayers = Int(v) }
-        if let v = parameters["sparsity"] { options.sparsity = v }
-        return options
+        return MixOptions.from(strategy: strategy, parameters: parameters, threads: threads)
     }
 
     /// Checks every configured domain against the names the dataset catalog knows (built-in and

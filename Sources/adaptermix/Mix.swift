@@ -2,6 +2,7 @@ import Adapters
 import ArgumentParser
 import Encoder
 import Foundation
+import Report
 
 struct Mix: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -184,13 +185,12 @@ extension Mix {
             }
             return i
         }
-        let t = try domain(target)
-        let others = try members.map { ($0, try domain($0)) }.filter { $0.1 != t || $0.0.path != target.path }
-        let ranked = others.enumerated().sorted { a, b in
-            let x = cosine[t][a.element.1], y = cosine[t][b.element.1]
-            return x != y ? x > y : a.offset < b.offset
-        }.map(\.element.0)
-        let picked = [target] + ranked.filter { $0.path != target.path }.prefix(max(0, l - 1))
+        // The folders' own similarity matrix (by their domains), ranked as everywhere else.
+        let folders = [target] + members.filter { $0.path != target.path }
+        let index = try folders.map(domain)
+        let matrix = index.map { a in index.map { cosine[a][$0] } }
+        let picked = DomainSimilarity.select(matrix, target: 0, l: l, largestFirst: true).map { folders[$0] }
+        let t = index[0]
         let described = try picked.map { "\($0.info.domain ?? $0.info.name) (\(String(format: "%.3f", cosine[t][try domain($0)])))" }
         print("selected by similarity to \(domains[t]): " + described.joined(separator: ", "))
         return picked.map(\.member)

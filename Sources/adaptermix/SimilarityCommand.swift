@@ -51,8 +51,8 @@ struct SimilarityCommand: ParsableCommand {
                 throw CLIError("unknown domain '\(d)' (known: \(known.sorted().joined(separator: ", ")))")
             }
             let sorted = names.sorted()
-            let docs = try sorted.map { try SimilarityTable.sampleDocuments($0, catalog: catalog, sample: sample, seed: seed) }
-            let table = try SimilarityTable.compute(domains: sorted, documents: docs, threads: threadOptions.threads)
+            let docs = try sorted.map { try DomainMatrix.sampleDocuments($0, catalog: catalog, sample: sample, seed: seed) }
+            let table = try DomainMatrix.centroidSimilarity(domains: sorted, documents: docs, threads: threadOptions.threads)
             var topicResult: TopicSummary?
             if topics > 0 { topicResult = TopicSummary.fit(domains: table.domains, documents: docs, topics: topics, iterations: iterations, seed: seed, words: topicWords) }
             switch format {

@@ -77,14 +77,14 @@ struct SweepPlanOptions: ParsableArguments {
         log("hashing the base model, \(config.domains.count) adapters and test splits…")
         let artifacts = try ArtifactHashes.compute(for: config, catalog: catalog)
         // The adapters' pairwise FSD: recorded in the journal for the report, ranked by greedy mixing.
-        let fsd = try FSDTable.compute(config: config)
+        let fsd = try DomainMatrix.signDifference(config: config)
         var similarity: SimilarityTable?
         var documents: [[String]] = []
         if let spec = config.experiments.blocks["similarity"] {
             let sample = Int(spec.parameters["sample"] ?? 1000)
             log("embedding \(sample) training documents per domain for the domains' similarity…")
-            documents = try config.sortedDomains.map { try SimilarityTable.sampleDocuments($0, catalog: catalog, sample: sample, seed: config.seed) }
-            similarity = try SimilarityTable.compute(domains: config.sortedDomains, documents: documents)
+            documents = try config.sortedDomains.map { try DomainMatrix.sampleDocuments($0, catalog: catalog, sample: sample, seed: config.seed) }
+            similarity = try DomainMatrix.centroidSimilarity(domains: config.sortedDomains, documents: documents)
         }
         var plan = try SweepPlan(config: config, artifacts: artifacts, fsd: fsd, similarity: similarity)
         if similarity != nil {

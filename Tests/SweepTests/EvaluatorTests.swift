@@ -181,7 +181,7 @@ final class EvaluatorTests: XCTestCase {
             "ties": ExperimentSpec(parameters: ["density": 0.3], mixturesPerSize: 1),
             "dare": ExperimentSpec(parameters: ["p": 0.4, "seed": 5], mixturesPerSize: 1),
         ]))
-        let fsd = try FSDTable.compute(config: config, threads: 1)
+        let fsd = try DomainMatrix.signDifference(config: config, threads: 1)
         XCTAssertEqual(fsd.domains, config.sortedDomains)
         let target = "sms-spam"
         let items = try SweepPlan(config: config, artifacts: f.artifacts, fsd: fsd).items(for: target).filter { $0.experiment != .exhaustive }
