@@ -57,13 +57,20 @@ public struct AdaptedRunner: Sendable {
     public let batchSize: Int
     /// Batches of exactly `batchSize` (the last one smaller), whatever `threads` is.
     public let fixedBatches: Bool
+    /// The last layer on each sequence's first token only (`AdaptedEncoder.forward(clsOnly:)`): the
+    /// same predictions with logits within 1e-5, for about a sixth less work on a 6-layer encoder.
+    public var clsOnly: Bool
+
+    /// On unless `ADAPTERMIX_FULL_LAST_LAYER=1` is in the environment (inherited by workers).
+    public static let clsOnlyByDefault = ProcessInfo.processInfo.environment["ADAPTERMIX_FULL_LAST_LAYER"] != "1"
 
     public init(model: AdaptedEncoder, threads: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 32,
-                fixedBatches: Bool = false) {
+                fixedBatches: Bool = false, clsOnly: Bool = AdaptedRunner.clsOnlyByDefault) {
         self.model = model
         self.threads = max(1, threads)
         self.batchSize = max(1, batchSize)
         self.fixedBatches = fixedBatches
+        self.clsOnly = clsOnly
         BLAS.setThreads(1)
     }
 
@@ -89,7 +96,7 @@ public struct AdaptedRunner: Sendable {
         for b in batches { try model.model.check(b) }
         let out = LockedPredictions(count: encodings.count)
         let next = Atomic<Int>(0)
-        let model = self.model
+        let model = self.model, clsOnly = self.clsOnly
         DispatchQueue.concurrentPerform(iterations: min(threads, max(batches.count, 1))) { _ in
             let ws = AdaptedWorkspace()
             var grads: ParameterBuffer?
@@ -112,9 +119,9 @@ public struct AdaptedRunner: Sendable {
                     defer { delta.deallocate() }
                     let dE = ws.dEmbeddings.pointer
                     for j in 0..<N { delta[j] = dE[j] > 0 ? eps : (dE[j] < 0 ? -eps : 0) }
-                    logits = model.forward(batch, workspace: ws, embeddingDelta: delta)
+                    logits = model.forward(batch, workspace: ws, embeddingDelta: delta, clsOnly: clsOnly)
                 } else {
-                    logits = model.forward(batch, workspace: ws, prefix: prefixes?[i])
+                    logits = model.forward(batch, workspace: ws, prefix: prefixes?[i], clsOnly: clsOnly)
                 }
                 for (b, index) in groups[i].enumerated() {
                     let row = Array(UnsafeBufferPointer(start: logits + b * K, count: K))
@@ -129,6 +136,41 @@ public struct AdaptedRunner: Sendable {
 }
 
 extension AdaptedRunner {
+    /// Clean predictions of several models (one runner each, all with this runner's batches) on the
+    /// same examples, as `predict(_:padId:prefixes:)` of each would give them bit for bit, but with
+    /// every (model, batch) pair in one pool of tasks: the threads never wait at the end of one
+    /// model for the last batch of it. A sweep evaluates its mixtures of one target this way.
+    public static func predictEach(_ runners: [AdaptedRunner], _ encodings: [Encoding], padId: Int,
+                                   prefixes: [SharedPrefix]? = nil) throws -> [[Prediction]] {
+        guard let first = runners.first else { return [] }
+        precondition(runners.allSatisfy { $0.batchSize == first.batchSize && $0.fixedBatches == first.fixedBatches && $0.threads == first.threads },
+                     "one set of batches for every runner")
+        let groups = first.batches(encodings)
+        precondition(prefixes == nil || prefixes!.count == groups.count, "shared prefixes are one per batch")
+        let batches = groups.map { EncoderBatch($0.map { encodings[$0] }, padId: padId) }
+        for b in batches { try first.model.model.check(b) }
+        let outs = runners.map { _ in LockedPredictions(count: encodings.count) }
+        let next = Atomic<Int>(0)
+        let tasks = runners.count * batches.count
+        DispatchQueue.concurrentPerform(iterations: min(first.threads, max(tasks, 1))) { _ in
+            let ws = AdaptedWorkspace()
+            while true {
+                let t = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard t < tasks else { break }
+                let m = t / batches.count, i = t % batches.count
+                let runner = runners[m], K = runner.model.adapter.layout.head.classes
+                let logits = runner.model.forward(batches[i], workspace: ws, prefix: prefixes?[i], clsOnly: runner.clsOnly)
+                for (b, index) in groups[i].enumerated() {
+                    let row = Array(UnsafeBufferPointer(start: logits + b * K, count: K))
+                    var best = 0
+                    for c in 1..<K where row[c] > row[best] { best = c }
+                    outs[m].set(index, Prediction(logits: row, label: best))
+                }
+            }
+        }
+        return outs.map { $0.values() }
+    }
+
     /// One `SharedPrefix` per batch of `encodings` (the batches `predict` runs; with `fixedBatches`
     /// they are the same for every call): what every adapter of this runner's method computes alike
     /// before its first adapter. `predict(prefixes:)` of any runner with the same base model, method,

@@ -66,6 +66,14 @@ public final class MixtureEvaluator: ShardEvaluator {
     /// (docs/benchmarks.md); `ADAPTERMIX_LORA_FOLD=1` turns it on.
     public var foldLoRA = ProcessInfo.processInfo.environment["ADAPTERMIX_LORA_FOLD"] == "1"
 
+    /// The last layer on first tokens only (`AdaptedRunner.clsOnly`): logits within 1e-5, the same
+    /// predictions. On by default; `ADAPTERMIX_FULL_LAST_LAYER=1` turns it off.
+    public var clsOnly = AdaptedRunner.clsOnlyByDefault
+
+    /// Mixtures evaluated clean per pool of tasks (`AdaptedRunner.predictEach`); 1 = one mixture
+    /// at a time, the threads waiting at the end of each for its last batch.
+    public lazy var mixturesPerPool = 4 * threads
+
     /// TextFooler's resources, loaded on first use: GloVe, the sentence encoder, WordNet, and a
     /// synonym table per target (for the words of the examples attacked).
     private var gloVe: GloVeVectors?
@@ -160,35 +168,76 @@ public final class MixtureEvaluator: ShardEvaluator {
         }
         timing.setup += seconds(since: start)
 
-        var outcomes: [ItemOutcome] = []
-        outcomes.reserveCapacity(items.count)
+        // Items of one mixture and recipe are consecutive (one per condition): one merge for them all.
+        var groups: [ArraySlice<WorkItem>] = []
         var i = 0
         while i < items.count {
-            // Items of one mixture and recipe are consecutive (one per condition): one merge for them all.
-            let mixture = items[i].mixture, recipe = items[i].recipe
             var end = i + 1
-            while end < items.count && items[end].mixture == mixture && items[end].recipe == recipe { end += 1 }
-            let group = items[i..<end]
+            while end < items.count && items[end].mixture == items[i].mixture && items[end].recipe == items[i].recipe { end += 1 }
+            groups.append(items[i..<end])
             i = end
-            let what = "target \(mixture.target), members \(mixture.members.joined(separator: "+"))"
-                + (recipe.map { r in ", \(r.experiment.rawValue) \(r.parameters.keys.sorted().map { "\($0)=\(r.parameters[$0]!)" }.joined(separator: " "))" } ?? "")
-            guard mixture.target == target else {
-                outcomes += group.map { .failed($0.key, "\(what): item of another target in a shard of \(target)") }
-                continue
+        }
+        var outcomes: [ItemOutcome] = []
+        outcomes.reserveCapacity(items.count)
+        // A few mixtures at a time: merged together, then their clean items in one pool of tasks
+        // (`AdaptedRunner.predictEach`), the other conditions one by one. Folded LoRA mixtures each
+        // hold a copy of the base weights, so they go one at a time.
+        let chunk = config.adapterMethod == .lora && foldLoRA ? 1 : max(1, mixturesPerPool)
+        for c in stride(from: 0, to: groups.count, by: chunk) {
+            let part = groups[c..<min(c + chunk, groups.count)]
+            var merged: [Result<Merged, Error>] = []
+            for group in part {
+                let first = group.first!
+                if first.mixture.target != target {
+                    merged.append(.failure(EvaluatorError("item of another target in a shard of \(target)")))
+                    continue
+                }
+                do { merged.append(.success(try merge(first.mixture, recipe: first.recipe, timing: &timing))) } catch { merged.append(.failure(error)) }
             }
-            let merged: Merged
-            do { merged = try merge(mixture, recipe: recipe, timing: &timing) } catch {
-                outcomes += group.map { .failed($0.key, "\(what): \(error)") }
-                continue
+            // The clean items of the merged mixtures, all at once.
+            var ready: [(group: Int, adapter: Adapter)] = []
+            for (g, group) in zip(part.indices, part) where group.contains(where: { $0.condition == .clean }) {
+                if case .success(let m) = merged[g - c] { ready.append((g, m.adapter)) }
             }
-            for item in group {
+            var clean: [Int: Result<[Bool], Error>] = [:]
+            var cleanSeconds = 0.0
+            if !ready.isEmpty {
+                let start = now()
                 do {
-                    let (correct, secs) = try run(merged.adapter, condition: item.condition, on: split)
-                    timing.evaluate += secs
-                    outcomes.append(ItemOutcome(key: item.key, correctness: correct, meanFSD: merged.meanFSD,
-                                                weightsChangingDirection: merged.weightsChangingDirection, seconds: secs))
+                    for (r, bits) in zip(ready, try runClean(ready.map(\.adapter), on: split)) { clean[r.group] = .success(bits) }
                 } catch {
-                    outcomes.append(.failed(item.key, "\(what), \(item.condition.rawValue): \(error)"))
+                    for r in ready { clean[r.group] = .failure(error) }
+                }
+                let secs = seconds(since: start)
+                timing.evaluate += secs
+                cleanSeconds = secs / Double(ready.count)
+            }
+            for (offset, group) in zip(part.indices, part) {
+                let mixture = group.first!.mixture, recipe = group.first!.recipe
+                let what = "target \(mixture.target), members \(mixture.members.joined(separator: "+"))"
+                    + (recipe.map { r in ", \(r.experiment.rawValue) \(r.parameters.keys.sorted().map { "\($0)=\(r.parameters[$0]!)" }.joined(separator: " "))" } ?? "")
+                let m: Merged
+                switch merged[offset - c] {
+                case .failure(let error):
+                    outcomes += group.map { .failed($0.key, "\(what): \(error)") }
+                    continue
+                case .success(let value):
+                    m = value
+                }
+                for item in group {
+                    do {
+                        let correct: [Bool], secs: Double
+                        if item.condition == .clean, let result = clean[offset] {
+                            (correct, secs) = (try result.get(), cleanSeconds)
+                        } else {
+                            (correct, secs) = try run(m.adapter, condition: item.condition, on: split)
+                            timing.evaluate += secs
+                        }
+                        outcomes.append(ItemOutcome(key: item.key, correctness: correct, meanFSD: m.meanFSD,
+                                                    weightsChangingDirection: m.weightsChangingDirection, seconds: secs))
+                    } catch {
+                        outcomes.append(.failed(item.key, "\(what), \(item.condition.rawValue): \(error)"))
+                    }
                 }
             }
         }
@@ -318,19 +367,9 @@ public final class MixtureEvaluator: ShardEvaluator {
         let predictions: [Prediction]
         switch condition {
         case .clean:
-            let folded = adapter.config.method == .lora && foldLoRA ? model.foldingLoRA() : model
-            let runner = AdaptedRunner(model: folded, threads: threads, batchSize: config.batchSize, fixedBatches: true)
-            var prefixes: [SharedPrefix]?
-            if sharePrefix, let domain = split.domain {
-                prefixes = splits[domain]?.prefixes
-                if prefixes == nil {
-                    prefixes = try runner.sharedPrefixes(split.encodings, padId: pretrained.tokenizer.padId)
-                    splits[domain]?.prefixes = prefixes
-                }
-            }
-            predictions = try runner.predict(split.encodings, padId: pretrained.tokenizer.padId, prefixes: prefixes)
+            return (try runClean([adapter], on: split)[0], seconds(since: start))
         case .fgsm:
-            predictions = try AdaptedRunner(model: model, threads: threads, batchSize: config.batchSize, fixedBatches: true)
+            predictions = try AdaptedRunner(model: model, threads: threads, batchSize: config.batchSize, fixedBatches: true, clsOnly: clsOnly)
                 .predict(split.encodings, padId: pretrained.tokenizer.padId, labels: split.truth, fgsmEpsilon: Float(config.fgsmEpsilon))
         case .textfooler:
             let correct = try textFooler(adapter, on: split)
@@ -338,6 +377,27 @@ public final class MixtureEvaluator: ShardEvaluator {
         }
         let secs = seconds(since: start)
         return (zip(predictions, split.truth).map { $0.label == $1 }, secs)
+    }
+
+    /// Clean correctness bits of several adapters on the split, in one pool of tasks
+    /// (`AdaptedRunner.predictEach`): from the target's shared prefix when `sharePrefix`, with LoRA
+    /// folded when `foldLoRA`.
+    func runClean(_ adapters: [Adapter], on split: TestSplit) throws -> [[Bool]] {
+        let runners = try adapters.map { adapter in
+            let model = try AdaptedEncoder(model: pretrained.model, adapter: adapter)
+            let folded = adapter.config.method == .lora && foldLoRA ? model.foldingLoRA() : model
+            return AdaptedRunner(model: folded, threads: threads, batchSize: config.batchSize, fixedBatches: true, clsOnly: clsOnly)
+        }
+        var prefixes: [SharedPrefix]?
+        if sharePrefix, let domain = split.domain {
+            prefixes = splits[domain]?.prefixes
+            if prefixes == nil {
+                prefixes = try runners[0].sharedPrefixes(split.encodings, padId: pretrained.tokenizer.padId)
+                splits[domain]?.prefixes = prefixes
+            }
+        }
+        return try AdaptedRunner.predictEach(runners, split.encodings, padId: pretrained.tokenizer.padId, prefixes: prefixes)
+            .map { predictions in zip(predictions, split.truth).map { $0.label == $1 } }
     }
 
     /// TextFooler on the first `textfooler.cap(for:)` examples: one bit per example, set when the

@@ -33,6 +33,12 @@ struct BenchSweep: ParsableCommand {
     @Flag(name: .customLong("no-shared-prefix"), help: "Compute every mixture's embeddings and first layer again (the plain path).")
     var noSharedPrefix = false
 
+    @Flag(name: .customLong("full-last-layer"), help: "Compute the last layer for every token (the plain path), not for the first tokens only.")
+    var fullLastLayer = false
+
+    @Flag(name: .customLong("no-pool"), help: "Evaluate one mixture at a time (threads wait at the end of each), not several in one pool of tasks.")
+    var noPool = false
+
     @Option(help: "Adapter method: pfeiffer, houlsby or lora (folders <adapters>/<domain>-<method>).")
     var method: String = "pfeiffer"
 
@@ -59,6 +65,8 @@ struct BenchSweep: ParsableCommand {
             let evaluator = try MixtureEvaluator(config: config, artifacts: artifacts, catalog: catalog, threads: threadOptions.threads, filesVerified: true)
             evaluator.sharePrefix = !noSharedPrefix
             evaluator.foldLoRA = loraFold
+            evaluator.clsOnly = !fullLastLayer
+            if noPool { evaluator.mixturesPerPool = 1 }
             var timing = ShardTiming()
             var outcomes: [ItemOutcome] = []
             let start = DispatchTime.now().uptimeNanoseconds
@@ -81,7 +89,7 @@ struct BenchSweep: ParsableCommand {
             }
             let other = max(0, wall - timing.setup - timing.merge - timing.evaluate)
             let result: [String: Any] = [
-                "engine": "adaptermix", "shared_prefix": !noSharedPrefix, "method": method, "lora_fold": loraFold, "threads": threadOptions.threads, "mixtures": items.count,
+                "engine": "adaptermix", "shared_prefix": !noSharedPrefix, "cls_only": !fullLastLayer, "pool": !noPool, "method": method, "lora_fold": loraFold, "threads": threadOptions.threads, "mixtures": items.count,
                 "sequences": sequences, "seconds": wall, "mixtures_per_s": Double(items.count) / wall, "seq_per_s": Double(sequences) / wall,
                 "setup_s": timing.setup, "merge_s": timing.merge, "evaluate_s": timing.evaluate, "other_s": other,
                 "accuracy": Double(outcomes.reduce(0) { $0 + $1.correctness.filter { $0 }.count }) / Double(max(sequences, 1)),
@@ -90,7 +98,7 @@ struct BenchSweep: ParsableCommand {
                 let d = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
                 print(String(decoding: d, as: UTF8.self))
             } else {
-                print("adaptermix bench sweep — \(items.count) mixtures of \(list.count) domains, \(test) test examples each, clean, \(method), \(threadOptions.threads) thread(s), shared prefix \(noSharedPrefix ? "off" : "on")\(method == "lora" ? ", LoRA \(loraFold ? "folded" : "unfolded")" : "")")
+                print("adaptermix bench sweep — \(items.count) mixtures of \(list.count) domains, \(test) test examples each, clean, \(method), \(threadOptions.threads) thread(s), shared prefix \(noSharedPrefix ? "off" : "on"), last layer \(fullLastLayer ? "full" : "first tokens"), \(noPool ? "one mixture at a time" : "mixtures pooled")\(method == "lora" ? ", LoRA \(loraFold ? "folded" : "unfolded")" : "")")
                 print(String(format: "%.2f s: %.2f mixtures/s, %.0f sequences/s; time: setup (load, tokenise) %.1f%%, merge %.1f%%, encoder %.1f%%, other %.1f%%",
                              wall, Double(items.count) / wall, Double(sequences) / wall, 100 * timing.setup / wall, 100 * timing.merge / wall,
                              100 * timing.evaluate / wall, 100 * other / wall))

@@ -17,9 +17,10 @@ final class RunnerBatchingTests: XCTestCase {
     ]
 
     /// An adapter whose every parameter is random, so that the body, the head and (for LoRA) B all matter.
-    static func randomAdapter(_ method: AdapterMethod, encoder: EncoderConfig, seed: UInt64) -> Adapter {
+    static func randomAdapter(_ method: AdapterMethod, encoder: EncoderConfig, seed: UInt64,
+                              loraTargets: [String] = ["query", "value"]) -> Adapter {
         var cfg = AdapterConfig(method: method, bottleneck: 4)
-        if method == .lora { cfg.loraTargets = ["query", "value"] }
+        if method == .lora { cfg.loraTargets = loraTargets }
         let a = Adapter.initialized(config: cfg, encoder: encoder, labels: ["a", "b", "c"], seed: seed)
         var rng = SplitMix64(seed: seed &+ 101)
         for i in 0..<a.layout.count { a.parameters.base[i] = 0.3 * rng.nextGaussian() }

@@ -223,17 +223,26 @@ final class EvaluatorTests: XCTestCase {
     }
 
     /// The shared prefix is a switch that changes no result: the same bits with it on and off.
-    func testSharedPrefixChangesNoOutcome() throws {
+    /// Every inference switch of the evaluator — shared prefix, the last layer on first tokens
+    /// only, mixtures pooled — on against off: the same outcomes (correctness bits) for every item.
+    func testInferenceSwitchesChangeNoOutcome() throws {
         let f = try fixture()
         let target = "privacy-qa"
         let items = try plan(f).items(for: target).filter { $0.condition == .clean }
-        let on = try MixtureEvaluator(config: f.config, artifacts: f.artifacts, catalog: f.catalog, threads: 2)
-        let off = try MixtureEvaluator(config: f.config, artifacts: f.artifacts, catalog: f.catalog, threads: 2)
-        on.sharePrefix = true
-        off.sharePrefix = false
-        let a = on.evaluate(target: target, items: items).outcomes
-        for o in a { XCTAssertNil(o.error, o.error ?? "") }
-        assertSame(a, off.evaluate(target: target, items: items).outcomes, "shared prefix on vs off")
+        XCTAssertGreaterThan(Set(items.map(\.mixture)).count, 2)
+        func evaluator(prefix: Bool, cls: Bool, pool: Int) throws -> MixtureEvaluator {
+            let e = try MixtureEvaluator(config: f.config, artifacts: f.artifacts, catalog: f.catalog, threads: 2)
+            e.sharePrefix = prefix
+            e.clsOnly = cls
+            e.mixturesPerPool = pool
+            return e
+        }
+        let plain = try evaluator(prefix: false, cls: false, pool: 1).evaluate(target: target, items: items).outcomes
+        for o in plain { XCTAssertNil(o.error, o.error ?? "") }
+        for (prefix, cls, pool) in [(true, false, 1), (false, true, 1), (false, false, 8), (true, true, 3)] {
+            let got = try evaluator(prefix: prefix, cls: cls, pool: pool).evaluate(target: target, items: items).outcomes
+            assertSame(plain, got, "shared prefix \(prefix), first-token last layer \(cls), \(pool) mixtures per pool")
+        }
     }
 
     func testThreadCountDoesNotChangeOutcomes() throws {
