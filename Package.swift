@@ -19,10 +19,12 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
-        // Numeric core.
+        // Numeric core. CKernels: the elementwise kernels in C (AVX2 + FMA or portable, chosen at run time).
+        // Optimised in debug builds too, so that tests on the real base model stay quick.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
         .target(
             name: "Tensor",
-            dependencies: ["CBLAS"],
+            dependencies: ["CBLAS", "CKernels"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(name: "Encoder", dependencies: ["Tensor"]),
@@ -53,7 +55,7 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
         .testTarget(name: "AttackTests", dependencies: ["Attack", "Adapters", "Datasets", "Encoder", "Tensor"]),
         .testTarget(
             name: "EncoderTests",

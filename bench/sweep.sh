@@ -29,7 +29,7 @@ echo "   $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo
 for ((r = 1; r <= ROUNDS; r++)); do
   "$BIN" bench sweep --domains "$DOMAINS" --mixtures "$MIXTURES" --test "$TEST" --threads "$THREADS" --json \
     --predictions "$OUT/mixtures.jsonl" | tail -n 1 >> "$OUT/rounds.jsonl"
-  "$BIN" bench sweep --domains "$DOMAINS" --mixtures "$MIXTURES" --test "$TEST" --threads "$THREADS" --json --no-shared-prefix \
+  "$BIN" bench sweep --domains "$DOMAINS" --mixtures "$MIXTURES" --test "$TEST" --threads "$THREADS" --json --no-shared-prefix --full-last-layer --no-pool \
     | tail -n 1 | sed 's/"engine":"adaptermix"/"engine":"adaptermix-plain"/' >> "$OUT/rounds.jsonl"
   for e in torch ort; do
     "$VENV/bin/python" bench/sweep_peer.py --mixtures "$OUT/mixtures.jsonl" --data-dir "$OUT/data" --engine $e --threads "$THREADS" --json \

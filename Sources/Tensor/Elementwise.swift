@@ -1,9 +1,11 @@
+import CKernels
 import Foundation
 
-// Elementwise kernels of the encoder, vectorised with SIMD8<Float>.
+// Elementwise kernels of the encoder. The forward kernels run in C (Sources/CKernels): AVX2 + FMA
+// when the CPU has both, else a portable variant, chosen once per process, because Swift builds
+// for baseline x86-64 (SSE2, no FMA) and these were ~17% of a sweep's time in that form.
 // Layout: row-major (rows, C); every function writes its outputs first, then reads inputs.
-// A plain scalar port spent ~45% of its time in libm's erff (see shared/DESIGN.md), hence the
-// vector exp/erf below, accurate to about 1e-7 (checked against Foundation in the tests).
+// The SIMD8 exp/erf below (accurate to about 1e-7 and 6e-7) remain for the backward passes.
 
 public typealias F8 = SIMD8<Float>
 
@@ -61,62 +63,33 @@ public typealias F8 = SIMD8<Float>
 @inline(__always) public func sexp(_ x: Float) -> Float { vexp(F8(repeating: x))[0] }
 @inline(__always) public func serf(_ x: Float) -> Float { verf(F8(repeating: x))[0] }
 
+/// Which variant of the C kernels this process runs, for benchmark printouts.
+public enum Elementwise {
+    /// "avx2+fma" or "portable" (no AVX2/FMA, or `ADAPTERMIX_NO_SIMD_DISPATCH=1` at start-up).
+    public static var kernelName: String { String(cString: ck_kernel_name()) }
+}
+
 /// GELU with the exact erf form, as PyTorch's default `nn.GELU()` / HF "gelu":
 /// gelu(x) = x · ½ · (1 + erf(x / √2)). In place over `count` values.
 public func geluForward(_ x: UnsafeMutablePointer<Float>, count: Int) {
-    let invSqrt2: Float = 0.7071067811865476
-    var i = 0
-    while i + 8 <= count {
-        let v = load8(x + i)
-        store8(x + i, v * 0.5 * (1 + verf(v * invSqrt2)))
-        i += 8
-    }
-    while i < count {
-        let v = x[i]
-        x[i] = v * 0.5 * (1 + serf(v * invSqrt2))
-        i += 1
-    }
+    ck_gelu(x, count)
 }
 
 /// GELU of (x + bias) in place over `rows` rows of `cols`: the linear layer's bias fused in.
 public func biasGeluForward(_ x: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, rows: Int, cols: Int) {
-    let invSqrt2: Float = 0.7071067811865476
-    for r in 0..<rows {
-        let row = x + r * cols
-        var i = 0
-        while i + 8 <= cols {
-            let v = load8(row + i) + load8(bias + i)
-            store8(row + i, v * 0.5 * (1 + verf(v * invSqrt2)))
-            i += 8
-        }
-        while i < cols {
-            let v = row[i] + bias[i]
-            row[i] = v * 0.5 * (1 + serf(v * invSqrt2))
-            i += 1
-        }
-    }
+    ck_bias_gelu(x, bias, rows, cols)
 }
 
 /// out = x + bias + residual over `rows` rows of `cols` (a linear layer's bias and the residual
 /// connection in one pass). `out` may alias `x`.
 public func biasResidualForward(out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                 residual: UnsafePointer<Float>, rows: Int, cols: Int) {
-    for r in 0..<rows {
-        let o = out + r * cols, a = x + r * cols, res = residual + r * cols
-        var i = 0
-        while i + 8 <= cols { store8(o + i, load8(a + i) + load8(bias + i) + load8(res + i)); i += 8 }
-        while i < cols { o[i] = a[i] + bias[i] + res[i]; i += 1 }
-    }
+    ck_bias_residual(out, x, bias, residual, rows, cols)
 }
 
 /// out[i] = a[i] + b[i] (residual connections). `out` may alias `a`.
 public func addForward(out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
-    var i = 0
-    while i + 8 <= count {
-        store8(out + i, load8(a + i) + load8(b + i))
-        i += 8
-    }
-    while i < count { out[i] = a[i] + b[i]; i += 1 }
+    ck_add(out, a, b, count)
 }
 
 /// LayerNorm over the last dimension, as torch.nn.LayerNorm: (x − mean) / sqrt(var + eps) · w + b,
@@ -127,77 +100,22 @@ public func layernormForward(
     input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
     rows: Int, cols: Int, eps: Float
 ) {
-    let c = cols
-    for r in 0..<rows {
-        let x = input + r * c
-        let y = out + r * c
-        var acc = F8(repeating: 0)
-        var i = 0
-        while i + 8 <= c { acc += load8(x + i); i += 8 }
-        var s = acc.sum()
-        while i < c { s += x[i]; i += 1 }
-        let m = s / Float(c)
-        var vacc = F8(repeating: 0)
-        let mv = F8(repeating: m)
-        i = 0
-        while i + 8 <= c { let d = load8(x + i) - mv; vacc += d * d; i += 8 }
-        var v = vacc.sum()
-        while i < c { let d = x[i] - m; v += d * d; i += 1 }
-        let rs = 1 / (v / Float(c) + eps).squareRoot()
-        let rsv = F8(repeating: rs)
-        i = 0
-        while i + 8 <= c {
-            store8(y + i, (load8(x + i) - mv) * rsv * load8(weight + i) + load8(bias + i))
-            i += 8
-        }
-        while i < c { y[i] = (x[i] - m) * rs * weight[i] + bias[i]; i += 1 }
-        mean?[r] = m
-        rstd?[r] = rs
-    }
+    ck_layernorm(out, mean, rstd, input, weight, bias, rows, cols, eps)
 }
 
 /// exp(x − rowmax) in place, the row sums written to `rowSums` — softmax without the division,
 /// for attention, where dividing the (L, D) output is cheaper than the (L, L) probabilities.
 public func softmaxUnnormalized(_ x: UnsafeMutablePointer<Float>, rowSums: UnsafeMutablePointer<Float>, rows: Int, n: Int, stride: Int) {
-    for r in 0..<rows {
-        let row = x + r * stride
-        var mx = -Float.infinity
-        var i = 0
-        if n >= 8 {
-            var mv = F8(repeating: -.infinity)
-            while i + 8 <= n { let v = load8(row + i); mv = mv.replacing(with: v, where: v .> mv); i += 8 }
-            mx = mv.max()
-        }
-        while i < n { mx = max(mx, row[i]); i += 1 }
-        let mv = F8(repeating: mx)
-        var acc = F8(repeating: 0)
-        i = 0
-        while i + 8 <= n {
-            let e = vexp(load8(row + i) - mv)
-            store8(row + i, e)
-            acc += e
-            i += 8
-        }
-        var s = acc.sum()
-        while i < n { let e = sexp(row[i] - mx); row[i] = e; s += e; i += 1 }
-        rowSums[r] = s
-    }
+    ck_softmax_unnormalized(x, rowSums, rows, n, stride)
 }
 
 /// Row softmax in place over the first `n` entries of each of `rows` rows spaced `stride` apart:
 /// p = exp(x − max) / Σ exp(x − max).
 public func softmaxForward(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int, stride: Int) {
-    var sum: Float = 0
-    for r in 0..<rows {
-        softmaxUnnormalized(x + r * stride, rowSums: &sum, rows: 1, n: n, stride: stride)
-        scaleInPlace(x + r * stride, 1 / sum, count: n)
-    }
+    ck_softmax(x, rows, n, stride)
 }
 
 /// x[i] *= s.
 public func scaleInPlace(_ x: UnsafeMutablePointer<Float>, _ s: Float, count: Int) {
-    var i = 0
-    let sv = F8(repeating: s)
-    while i + 8 <= count { store8(x + i, load8(x + i) * sv); i += 8 }
-    while i < count { x[i] *= s; i += 1 }
+    ck_scale(x, s, count)
 }

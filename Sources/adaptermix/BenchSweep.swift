@@ -5,6 +5,7 @@ import Dispatch
 import Encoder
 import Foundation
 import Sweep
+import Tensor
 
 /// `adaptermix bench sweep`: a fixed set of mixtures evaluated clean, in this process, by the
 /// sweep's evaluator — mixtures/s, sequences/s and the share of time in each stage. The work:
@@ -89,7 +90,7 @@ struct BenchSweep: ParsableCommand {
             }
             let other = max(0, wall - timing.setup - timing.merge - timing.evaluate)
             let result: [String: Any] = [
-                "engine": "adaptermix", "shared_prefix": !noSharedPrefix, "cls_only": !fullLastLayer, "pool": !noPool, "method": method, "lora_fold": loraFold, "threads": threadOptions.threads, "mixtures": items.count,
+                "engine": "adaptermix", "kernels": Elementwise.kernelName, "shared_prefix": !noSharedPrefix, "cls_only": !fullLastLayer, "pool": !noPool, "method": method, "lora_fold": loraFold, "threads": threadOptions.threads, "mixtures": items.count,
                 "sequences": sequences, "seconds": wall, "mixtures_per_s": Double(items.count) / wall, "seq_per_s": Double(sequences) / wall,
                 "setup_s": timing.setup, "merge_s": timing.merge, "evaluate_s": timing.evaluate, "other_s": other,
                 "accuracy": Double(outcomes.reduce(0) { $0 + $1.correctness.filter { $0 }.count }) / Double(max(sequences, 1)),
@@ -98,7 +99,7 @@ struct BenchSweep: ParsableCommand {
                 let d = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
                 print(String(decoding: d, as: UTF8.self))
             } else {
-                print("adaptermix bench sweep — \(items.count) mixtures of \(list.count) domains, \(test) test examples each, clean, \(method), \(threadOptions.threads) thread(s), shared prefix \(noSharedPrefix ? "off" : "on"), last layer \(fullLastLayer ? "full" : "first tokens"), \(noPool ? "one mixture at a time" : "mixtures pooled")\(method == "lora" ? ", LoRA \(loraFold ? "folded" : "unfolded")" : "")")
+                print("adaptermix bench sweep — \(items.count) mixtures of \(list.count) domains, \(test) test examples each, clean, \(method), \(threadOptions.threads) thread(s), shared prefix \(noSharedPrefix ? "off" : "on"), last layer \(fullLastLayer ? "full" : "first tokens"), \(noPool ? "one mixture at a time" : "mixtures pooled"), \(Elementwise.kernelName) kernels\(method == "lora" ? ", LoRA \(loraFold ? "folded" : "unfolded")" : "")")
                 print(String(format: "%.2f s: %.2f mixtures/s, %.0f sequences/s; time: setup (load, tokenise) %.1f%%, merge %.1f%%, encoder %.1f%%, other %.1f%%",
                              wall, Double(items.count) / wall, Double(sequences) / wall, 100 * timing.setup / wall, 100 * timing.merge / wall,
                              100 * timing.evaluate / wall, 100 * other / wall))
