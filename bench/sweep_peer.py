@@ -15,8 +15,9 @@ sorted by length (longest first), each padded to its longest sequence; argmax of
 Per target, once (inside the timing): tokenisation (truncation to --max-length). Outside: loading
 the model and the adapter files. torch: AdapterHub `adapters` on transformers, inference_mode,
 --threads intra-op threads. ort: the same model (the target's adapter loaded as "mix") exported
-once with torch.onnx.export; per mixture a new InferenceSession whose adapter and head
-initializers are replaced by the averaged tensors (SessionOptions.add_initializer).
+once per target with torch.onnx.export, its adapter and head tensors turned from initializers into
+graph inputs, so that one InferenceSession per target, with ONNX Runtime's graph optimisations on
+(--ort-level, default ORT_ENABLE_ALL), runs every mixture, the averaged tensors fed with the batch.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--ort-level", default="ORT_DISABLE_ALL", help="ONNX Runtime graph optimisation level")
+    ap.add_argument("--ort-level", default="ORT_ENABLE_ALL", help="ONNX Runtime graph optimisation level")
     args = ap.parse_args()
 
     import numpy as np
@@ -116,30 +117,29 @@ def main() -> None:
                               input_names=["input_ids", "attention_mask"], output_names=["logits"], opset_version=17,
                               do_constant_folding=False,
                               dynamic_axes={"input_ids": {0: "b", 1: "n"}, "attention_mask": {0: "b", 1: "n"}, "logits": {0: "b"}})
-            names = {i.name for i in onnx.load(str(path), load_external_data=False).graph.initializer}
+            proto = onnx.load(str(path))
+            names = {i.name for i in proto.graph.initializer}
             wanted = list(bodies[t]) + list(heads[t])
             missing = [k for k in wanted if "m." + k not in names and k not in names]
             if missing:
-                sys.exit(f"peer: the ONNX export has no initializer for {missing[:3]} …: cannot swap the adapter per mixture")
-            onnx_files[t] = (path, "m." if "m." + wanted[0] in names else "")
-
-        def session_for(t, tensors):
-            onnx_path, prefix = onnx_files[t]
+                sys.exit(f"peer: the ONNX export has no initializer for {missing[:3]} …: cannot feed the adapter per mixture")
+            prefix = "m." if "m." + wanted[0] in names else ""
+            # The adapter's and head's tensors become graph inputs: the optimiser cannot fold them,
+            # and each mixture feeds its averaged tensors to the same session.
+            fed = {prefix + k for k in wanted}
+            for init in [i for i in proto.graph.initializer if i.name in fed]:
+                proto.graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+                proto.graph.initializer.remove(init)
+            onnx.save(proto, str(path))
             so = ort.SessionOptions()
             so.intra_op_num_threads = args.threads
-            # Graph optimisations fold some initializers before add_initializer's values are seen
-            # (checked: with ORT_ENABLE_BASIC the logits still mix old and new weights, 90% of the
-            # answers agree); only ORT_DISABLE_ALL gives the merged model's answers.
-            so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, args.ort_level)
             so.inter_op_num_threads = 1
-            keep = []
-            for k, v in tensors.items():
-                val = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v))
-                keep.append(val)
-                so.add_initializer(prefix + k, val)
-            s = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
-            s._keep = keep
-            return s
+            so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, args.ort_level)
+            onnx_files[t] = (ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]), prefix)
+
+        def session_for(t, tensors):
+            session, prefix = onnx_files[t]
+            return session, {prefix + k: np.ascontiguousarray(v) for k, v in tensors.items()}
 
     correct_total, sequences, agree, compared = 0, 0, 0, 0
     t0 = time.perf_counter()
@@ -180,9 +180,9 @@ def main() -> None:
                     for r, i in enumerate(idx):
                         predicted[i] = int(logits[r].argmax())
         else:
-            s = session_for(t, merged)
+            s, weights = session_for(t, merged)
             for idx, ids, mask in batches:
-                logits = s.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+                logits = s.run(["logits"], {"input_ids": ids, "attention_mask": mask, **weights})[0]
                 for r, i in enumerate(idx):
                     predicted[i] = int(logits[r].argmax())
         bits = [int(p == y) for p, y in zip(predicted, truth)]
