@@ -1,6 +1,7 @@
 // Elementwise kernels of the encoder in C, with runtime CPU dispatch.
 //
-// Each kernel comes in two variants with the same arithmetic: `_portable` (plain C, for any CPU)
+// Each kernel comes in two variants of the same formulas (erf's approximation differs; the two agree
+// to ~2e-7): `_portable` (plain C, for any CPU)
 // and `_avx2` (AVX2 + FMA intrinsics, 8 lanes). The unsuffixed entry point picks one once per
 // process: AVX2 + FMA when the CPU has both and ADAPTERMIX_NO_SIMD_DISPATCH is unset (or "0"),
 // else portable. The `_avx2` variants must only be called when `ck_cpu_has_avx2_fma()` is true
