@@ -90,6 +90,9 @@ public struct AdaptedRunner: Sendable {
         precondition(fgsmEpsilon == nil || labels?.count == encodings.count, "FGSM needs the true labels")
         precondition(prefixes == nil || (fgsmEpsilon == nil && prefixes!.count == batches(encodings).count),
                      "shared prefixes are one per batch, for clean predictions")
+        guard let eps = fgsmEpsilon, let labels else {
+            return try Self.predictEach([self], encodings, padId: padId, prefixes: prefixes)[0]
+        }
         let K = model.adapter.layout.head.classes
         let groups = batches(encodings)
         let batches = groups.map { EncoderBatch($0.map { encodings[$0] }, padId: padId) }
@@ -99,36 +102,24 @@ public struct AdaptedRunner: Sendable {
         let model = self.model, clsOnly = self.clsOnly
         DispatchQueue.concurrentPerform(iterations: min(threads, max(batches.count, 1))) { _ in
             let ws = AdaptedWorkspace()
-            var grads: ParameterBuffer?
+            let grads = ParameterBuffer(count: model.adapter.layout.count)
             while true {
                 let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
                 guard i < batches.count else { break }
                 let batch = batches[i], B = batch.batchSize
-                var logits: UnsafeMutablePointer<Float>
-                if let eps = fgsmEpsilon, let labels {
-                    let g = grads ?? ParameterBuffer(count: model.adapter.layout.count)
-                    grads = g
-                    logits = model.forward(batch, workspace: ws, keepTrace: true)
-                    let targets = groups[i].map { Int32(labels[$0]) }
-                    let dLogits = UnsafeMutablePointer<Float>.allocate(capacity: B * K)
-                    defer { dLogits.deallocate() }
-                    _ = crossEntropyForwardBackward(dLogits: dLogits, logits: logits, targets: targets, rows: B, classes: K)
-                    model.backward(batch, workspace: ws, dLogits: dLogits, grads: g)
-                    let N = batch.rows * model.model.config.hiddenSize
-                    let delta = UnsafeMutablePointer<Float>.allocate(capacity: N)
-                    defer { delta.deallocate() }
-                    let dE = ws.dEmbeddings.pointer
-                    for j in 0..<N { delta[j] = dE[j] > 0 ? eps : (dE[j] < 0 ? -eps : 0) }
-                    logits = model.forward(batch, workspace: ws, embeddingDelta: delta, clsOnly: clsOnly)
-                } else {
-                    logits = model.forward(batch, workspace: ws, prefix: prefixes?[i], clsOnly: clsOnly)
-                }
-                for (b, index) in groups[i].enumerated() {
-                    let row = Array(UnsafeBufferPointer(start: logits + b * K, count: K))
-                    var best = 0
-                    for c in 1..<K where row[c] > row[best] { best = c }
-                    out.set(index, Prediction(logits: row, label: best))
-                }
+                var logits = model.forward(batch, workspace: ws, keepTrace: true)
+                let targets = groups[i].map { Int32(labels[$0]) }
+                let dLogits = UnsafeMutablePointer<Float>.allocate(capacity: B * K)
+                defer { dLogits.deallocate() }
+                _ = crossEntropyForwardBackward(dLogits: dLogits, logits: logits, targets: targets, rows: B, classes: K)
+                model.backward(batch, workspace: ws, dLogits: dLogits, grads: grads)
+                let N = batch.rows * model.model.config.hiddenSize
+                let delta = UnsafeMutablePointer<Float>.allocate(capacity: N)
+                defer { delta.deallocate() }
+                let dE = ws.dEmbeddings.pointer
+                for j in 0..<N { delta[j] = dE[j] > 0 ? eps : (dE[j] < 0 ? -eps : 0) }
+                logits = model.forward(batch, workspace: ws, embeddingDelta: delta, clsOnly: clsOnly)
+                out.set(groups[i], logits: logits, classes: K)
             }
         }
         return out.values()
@@ -160,12 +151,7 @@ extension AdaptedRunner {
                 let m = t / batches.count, i = t % batches.count
                 let runner = runners[m], K = runner.model.adapter.layout.head.classes
                 let logits = runner.model.forward(batches[i], workspace: ws, prefix: prefixes?[i], clsOnly: runner.clsOnly)
-                for (b, index) in groups[i].enumerated() {
-                    let row = Array(UnsafeBufferPointer(start: logits + b * K, count: K))
-                    var best = 0
-                    for c in 1..<K where row[c] > row[best] { best = c }
-                    outs[m].set(index, Prediction(logits: row, label: best))
-                }
+                outs[m].set(groups[i], logits: logits, classes: K)
             }
         }
         return outs.map { $0.values() }
@@ -200,5 +186,14 @@ final class LockedPredictions: Sendable {
     private let storage: Mutex<[Prediction?]>
     init(count: Int) { storage = Mutex([Prediction?](repeating: nil, count: count)) }
     func set(_ i: Int, _ p: Prediction) { storage.withLock { $0[i] = p } }
+    /// One batch's logits (rows in the order of `indices`) and their arg-max classes.
+    func set(_ indices: [Int], logits: UnsafePointer<Float>, classes K: Int) {
+        for (b, index) in indices.enumerated() {
+            let row = Array(UnsafeBufferPointer(start: logits + b * K, count: K))
+            var best = 0
+            for c in 1..<K where row[c] > row[best] { best = c }
+            set(index, Prediction(logits: row, label: best))
+        }
+    }
     func values() -> [Prediction] { storage.withLock { $0.map { $0! } } }
 }

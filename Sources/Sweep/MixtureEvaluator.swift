@@ -17,7 +17,8 @@ public struct EvaluatorError: Error, CustomStringConvertible, Equatable, Sendabl
 /// At start it checks this worker's copies against the coordinator's plan (`ArtifactHashes`): the base
 /// model's weights and every adapter file. Per target it loads the test split once (the config's seed
 /// and that domain's cap), checks its hash against the plan and tokenises it; per mixture it merges once
-/// for all the conditions that follow it in the shard. Batches are fixed (`AdaptedRunner(fixedBatches:)`),
+/// for all the conditions that follow it in the shard, and a shard's clean items of several mixtures
+/// run in one pool of tasks (`mixturesPerPool`). Batches are fixed (`AdaptedRunner(fixedBatches:)`),
 /// so the correctness bits do not depend on the thread count.
 ///
 /// Not thread-safe: it keeps caches (adapters, test splits, sign packs, pairwise FSD); call it from one
@@ -359,8 +360,8 @@ public final class MixtureEvaluator: ShardEvaluator {
         return Merged(adapter: result.adapter, meanFSD: sum / Double(pairs), weightsChangingDirection: result.weightsChangingDirection)
     }
 
-    /// Correctness bits of `adapter` on the split under `condition`, and the encoder's time: clean with
-    /// LoRA folded into the base weights, FGSM unfolded (it needs the gradient).
+    /// Correctness bits of `adapter` on the split under `condition`, and the encoder's time: clean as
+    /// `runClean`, FGSM unfolded (it needs the gradient), TextFooler with its own victims.
     func run(_ adapter: Adapter, condition: SweepCondition, on split: TestSplit) throws -> (correct: [Bool], seconds: Double) {
         let model = try AdaptedEncoder(model: pretrained.model, adapter: adapter)
         let start = now()
