@@ -56,7 +56,7 @@ public final class AdaptedWorkspace {
     let out = Scratch()                                        // (N, C) last hidden state
     let cls = Scratch(), z1 = Scratch(), act1 = Scratch()      // head: (B, C) each
     // The last layer on first tokens only (`lastLayerAttentionCLS`).
-    let clsIn = Scratch(), clsQ = Scratch(), clsU = Scratch(), clsBias = Scratch(), clsZ = Scratch(), clsCtx = Scratch()
+    let clsIn = Scratch(), clsQ = Scratch(), clsU = Scratch(), clsZ = Scratch(), clsCtx = Scratch()
     let clsScores = Scratch(), clsLoRA = Scratch()
     public let logits = Scratch()                              // (B, K)
     // Backward scratch.
@@ -344,8 +344,9 @@ public struct AdaptedEncoder: Sendable {
 
     /// The last layer's attention output for each sequence's first token only, without the keys and
     /// values of the other tokens. With q the first token's (scaled) query and X the layer input of
-    /// the sequence, per head h: the scores are X·(W_kₕᵀ·qₕ) + qₕ·b_kₕ and the context is
-    /// W_vₕ·(Pₕ·X) + b_vₕ (the probabilities sum to 1), LoRA terms likewise through Aᵀ·(Bᵀ·q) and
+    /// the sequence, per head h: the scores are X·(W_kₕᵀ·qₕ) (the key bias adds qₕ·b_kₕ to every score
+    /// of the row, which the softmax cancels) and the context is W_vₕ·(Pₕ·X) + b_vₕ (the
+    /// probabilities sum to 1), LoRA terms likewise through Aᵀ·(Bᵀ·q) and
     /// B·(A·(P·X)). Per sequence that is O(NH·L·C + C²) instead of the keys and values' O(L·C²): the
     /// same function, arithmetic reordered (logits within 1e-5 of the full layer).
     private func lastLayerAttentionCLS(_ batch: EncoderBatch, x: UnsafePointer<Float>, xCLS xc: UnsafePointer<Float>, layer l: Int,
@@ -356,7 +357,7 @@ public struct AdaptedEncoder: Sendable {
         let ad = adapter.layout.layers[l], r = adapter.config.loraRank, s = adapter.config.loraScaling
         let lora = !loraFolded
         let wq = w.pointer(layer.qkvWeight), wk = wq + C * C, wv = wq + 2 * C * C
-        let bq = w.pointer(layer.qkvBias), bk = bq + C, bv = bq + 2 * C
+        let bq = w.pointer(layer.qkvBias), bv = bq + 2 * C
         let scale = 1 / Float(D).squareRoot()
 
         // q (B, C) of the first tokens.
@@ -367,8 +368,8 @@ public struct AdaptedEncoder: Sendable {
             linearForward(out: t, input: xc, weight: p.pointer(lq.a), bias: nil, rows: B, inDim: C, outDim: r)
             sgemm(q, ldc: C, t, lda: r, transA: false, p.pointer(lq.b), ldb: r, transB: true, m: B, n: C, k: r, alpha: s, beta: 1)
         }
-        // U (B, NH, C): row (b, h) = scale·W_kₕᵀ·qₕ (+ scale·s·A_kᵀ·(B_kₕᵀ·qₕ)); bias term c (B, NH).
-        let U = ws.clsU.reserve(B * NH * C), c = ws.clsBias.reserve(B * NH)
+        // U (B, NH, C): row (b, h) = scale·W_kₕᵀ·qₕ (+ scale·s·A_kᵀ·(B_kₕᵀ·qₕ)).
+        let U = ws.clsU.reserve(B * NH * C)
         for h in 0..<NH {
             sgemm(U + h * C, ldc: NH * C, q + h * D, lda: C, transA: false, wk + h * D * C, ldb: C, transB: false,
                   m: B, n: C, k: D, alpha: scale)
@@ -378,24 +379,14 @@ public struct AdaptedEncoder: Sendable {
                 sgemm(U + h * C, ldc: NH * C, t, lda: r, transA: false, p.pointer(lk.a), ldb: C, transB: false,
                       m: B, n: C, k: r, alpha: scale * s, beta: 1)
             }
-            for b in 0..<B {
-                var dot: Float = 0
-                let qh = q + b * C + h * D
-                for d in 0..<D { dot += qh[d] * bk[h * D + d] }
-                c[b * NH + h] = scale * dot
-            }
         }
-        // Per sequence: scores S (NH, L) = U_b·X_bᵀ + c, softmax, Z_b (NH, C) = P·X_b.
+        // Per sequence: scores S (NH, L) = U_b·X_bᵀ, softmax, Z_b (NH, C) = P·X_b.
         let Z = ws.clsZ.reserve(B * NH * C)
         for b in 0..<B {
             let L = batch.lengths[b], start = batch.rowStart[b]
             let S = ws.clsScores.reserve(NH * L)
             let xb = x + start * C
             sgemm(S, ldc: L, U + b * NH * C, lda: C, transA: false, xb, ldb: C, transB: true, m: NH, n: L, k: C)
-            for h in 0..<NH {
-                let row = S + h * L, bias = c[b * NH + h]
-                for j in 0..<L { row[j] += bias }
-            }
             softmaxForward(S, rows: NH, n: L, stride: L)
             sgemm(Z + b * NH * C, ldc: C, S, lda: L, transA: false, xb, ldb: C, transB: false, m: NH, n: C, k: L)
         }
