@@ -182,7 +182,10 @@ public struct AdaptedEncoder: Sendable {
         var x: UnsafeMutablePointer<Float>
         if let prefix {
             x = ws.trace(0, keep: true).xIn.reserve(N * C)
-            prefix.x.withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: N * C) }
+            // From layer 1's FFN output on, the layer input is only the buffer of its output.
+            if prefix.point != .ffnOutput {
+                prefix.x.withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: N * C) }
+            }
         } else {
         // Embeddings.
         let e = ws.emb.reserve(N * C)
@@ -236,9 +239,10 @@ public struct AdaptedEncoder: Sendable {
             let hAtt = tr.hAtt.reserve(N * C)
             let s2 = tr.s2.reserve(N * C)
             var hFfnOut: UnsafeMutablePointer<Float>?
-            if l == 0 && fromFFN {
-                prefix!.second!.withUnsafeBufferPointer { s2.update(from: $0.baseAddress!, count: N * C) }
-            } else {
+            // The FFN block's output before its adapter is s2 = a + b (FFN output + residual), or the
+            // shared prefix's (b nil); `tail` forms it.
+            var sumA: UnsafePointer<Float>?, sumB: UnsafePointer<Float>?
+            if !(l == 0 && fromFFN) {
             if l == 0 && fromAttention {
                 prefix!.second!.withUnsafeBufferPointer { hAtt.update(from: $0.baseAddress!, count: N * C) }
             } else if cls {
@@ -277,15 +281,20 @@ public struct AdaptedEncoder: Sendable {
                 return nil
             }
             }
-            // Attention block output: LN(h + [A(h)] + x).
-            let s1 = tr.s1.reserve(N * C)
-            addForward(out: s1, hAtt, xr, count: n * C)
-            if let bn = ad.attention {
-                bottleneckForward(bn, input: hAtt, addInto: s1, pre: tr.attnPre.reserve(N * R), act: tr.attnAct.reserve(N * R), rows: n)
-            }
+            // Attention block output: LN(h + [A(h)] + x) — in inference without an adapter there,
+            // the add and the LayerNorm in one pass (the same bits).
             let x1 = tr.x1.reserve(N * C)
-            layernormForward(out: x1, mean: tr.mean1.reserve(N), rstd: tr.rstd1.reserve(N), input: s1,
-                             weight: w.pointer(layer.attnLnWeight), bias: w.pointer(layer.attnLnBias), rows: n, cols: C, eps: eps)
+            if !keepTrace && ad.attention == nil {
+                addLayernormForward(out: x1, hAtt, xr, weight: w.pointer(layer.attnLnWeight), bias: w.pointer(layer.attnLnBias), rows: n, cols: C, eps: eps)
+            } else {
+                let s1 = tr.s1.reserve(N * C)
+                addForward(out: s1, hAtt, xr, count: n * C)
+                if let bn = ad.attention {
+                    bottleneckForward(bn, input: hAtt, addInto: s1, pre: tr.attnPre.reserve(N * R), act: tr.attnAct.reserve(N * R), rows: n)
+                }
+                layernormForward(out: x1, mean: tr.mean1.reserve(N), rstd: tr.rstd1.reserve(N), input: s1,
+                                 weight: w.pointer(layer.attnLnWeight), bias: w.pointer(layer.attnLnBias), rows: n, cols: C, eps: eps)
+            }
             // FFN. Inference applies the bias and GELU in place in one pass; training keeps the
             // pre-activation for the backward pass.
             let ffnPre = tr.ffnPre.reserve(N * F)
@@ -302,32 +311,13 @@ public struct AdaptedEncoder: Sendable {
             }
             let hFfn = tr.hFfn.reserve(N * C)
             linearForward(out: hFfn, input: ffnAct, weight: w.pointer(layer.ffnOutWeight), bias: w.pointer(layer.ffnOutBias), rows: n, inDim: F, outDim: C)
-            addForward(out: s2, hFfn, x1, count: n * C)
             hFfnOut = hFfn
             if l == 0, let capture, point == .ffnOutput {
+                addForward(out: s2, hFfn, x1, count: n * C)
                 capture(SharedPrefix(point: point, rows: N, x: copy(x), second: copy(s2)))
                 return nil
             }
-            }
-            if let bn = ad.ffn {
-                let pre = tr.ffnAdPre.reserve(N * R), act = tr.ffnAdAct.reserve(N * R)
-                if adapter.config.method == .pfeiffer {
-                    // y = LN(h + x + A(LN(h + x))): the adapter reads the first LayerNorm of h + x.
-                    let u = tr.u.reserve(N * C)
-                    let t: UnsafePointer<Float>
-                    if keepTrace {
-                        let kept = tr.t.reserve(N * C)
-                        kept.update(from: s2, count: n * C)
-                        t = UnsafePointer(kept)
-                    } else {
-                        t = UnsafePointer(s2)  // read before the adapter adds into s2
-                    }
-                    layernormForward(out: u, mean: tr.meanT.reserve(N), rstd: tr.rstdT.reserve(N), input: t,
-                                     weight: w.pointer(layer.outLnWeight), bias: w.pointer(layer.outLnBias), rows: n, cols: C, eps: eps)
-                    bottleneckForward(bn, input: u, addInto: s2, pre: pre, act: act, rows: n)
-                } else {
-                    bottleneckForward(bn, input: hFfnOut!, addInto: s2, pre: pre, act: act, rows: n)
-                }
+            (sumA, sumB) = (UnsafePointer(hFfn), UnsafePointer(x1))
             }
             // The next layer's input: its trace slot when training; in inference the same buffer as
             // this layer's input (dead once the attention block's residual has been added).
@@ -335,8 +325,47 @@ public struct AdaptedEncoder: Sendable {
             if l == lastLayer { next = ws.out.reserve(N * C) }
             else if keepTrace { next = ws.trace(l + 1, keep: true).xIn.reserve(N * C) }
             else { next = x }
-            layernormForward(out: next, mean: tr.mean2.reserve(N), rstd: tr.rstd2.reserve(N), input: s2,
-                             weight: w.pointer(layer.outLnWeight), bias: w.pointer(layer.outLnBias), rows: n, cols: C, eps: eps)
+            let outLnW = w.pointer(layer.outLnWeight), outLnB = w.pointer(layer.outLnBias)
+            // s2 = a + b, the FFN block's adapter, and the LayerNorm into `next`. Inference fuses the
+            // residual adds into the LayerNorms after them (the same bits, fewer passes over memory).
+            func tail(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>?) {
+                guard let bn = ad.ffn else {
+                    if keepTrace {
+                        addForward(out: s2, a, b!, count: n * C)
+                        layernormForward(out: next, mean: tr.mean2.reserve(N), rstd: tr.rstd2.reserve(N), input: s2, weight: outLnW, bias: outLnB, rows: n, cols: C, eps: eps)
+                    } else {
+                        addLayernormForward(out: next, a, b, weight: outLnW, bias: outLnB, rows: n, cols: C, eps: eps)
+                    }
+                    return
+                }
+                // Inference applies the adapter's activation in place.
+                let pre = tr.ffnAdPre.reserve(N * R), act = keepTrace ? tr.ffnAdAct.reserve(N * R) : pre
+                if adapter.config.method == .pfeiffer {
+                    // y = LN(h + x + A(LN(h + x))): the adapter reads the first LayerNorm of h + x.
+                    let u = tr.u.reserve(N * C)
+                    if keepTrace {
+                        addForward(out: s2, a, b!, count: n * C)
+                        let kept = tr.t.reserve(N * C)
+                        kept.update(from: s2, count: n * C)
+                        layernormForward(out: u, mean: tr.meanT.reserve(N), rstd: tr.rstdT.reserve(N), input: kept, weight: outLnW, bias: outLnB, rows: n, cols: C, eps: eps)
+                        bottleneckForward(bn, input: u, addInto: s2, pre: pre, act: act, rows: n)
+                    } else {
+                        // s2 = a + b, u = LN(s2) and s2 += the adapter's up-projection bias, in one pass.
+                        addLayernormForward(out: u, sum: s2, a, b, sumBias: adapter.parameters.pointer(bn.upBias),
+                                            weight: outLnW, bias: outLnB, rows: n, cols: C, eps: eps)
+                        bottleneckForward(bn, input: u, addInto: s2, pre: pre, act: act, rows: n, upBiasAdded: true)
+                    }
+                } else {
+                    addForward(out: s2, a, b!, count: n * C)
+                    bottleneckForward(bn, input: hFfnOut!, addInto: s2, pre: pre, act: act, rows: n)
+                }
+                layernormForward(out: next, mean: tr.mean2.reserve(N), rstd: tr.rstd2.reserve(N), input: s2, weight: outLnW, bias: outLnB, rows: n, cols: C, eps: eps)
+            }
+            if let sumA {
+                tail(sumA, sumB)
+            } else {
+                prefix!.second!.withUnsafeBufferPointer { tail($0.baseAddress!, nil) }
+            }
             x = next
         }
         return headForward(batch, hidden: ws.out.pointer, clsRows: clsOnly, workspace: ws)
@@ -407,19 +436,22 @@ public struct AdaptedEncoder: Sendable {
     }
 
     /// u → A(u) = W_up·f(W_down·u + b_down) + b_up, added into `addInto`; keeps the pre- and
-    /// post-activation for the backward pass.
+    /// post-activation for the backward pass (inference passes `act` = `pre`: the activation in
+    /// place). `upBiasAdded`: b_up is already in `addInto` (`addLayernormForward` put it there).
     private func bottleneckForward(_ bn: BottleneckOffsets, input: UnsafePointer<Float>, addInto: UnsafeMutablePointer<Float>,
-                                   pre: UnsafeMutablePointer<Float>, act: UnsafeMutablePointer<Float>, rows N: Int) {
+                                   pre: UnsafeMutablePointer<Float>, act: UnsafeMutablePointer<Float>, rows N: Int, upBiasAdded: Bool = false) {
         let p = adapter.parameters, C = adapter.layout.hidden, R = adapter.config.bottleneck
         linearForward(out: pre, input: input, weight: p.pointer(bn.downWeight), bias: p.pointer(bn.downBias), rows: N, inDim: C, outDim: R)
         switch adapter.config.nonLinearity {
         case .relu:
-            act.update(from: pre, count: N * R)
+            if act != pre { act.update(from: pre, count: N * R) }
             reluForward(act, count: N * R)
         case .swish:
             swishForward(out: act, input: pre, count: N * R)
         }
-        for r in 0..<N { addForward(out: addInto + r * C, addInto + r * C, p.pointer(bn.upBias), count: C) }
+        if !upBiasAdded {
+            for r in 0..<N { addForward(out: addInto + r * C, addInto + r * C, p.pointer(bn.upBias), count: C) }
+        }
         sgemm(addInto, ldc: C, act, lda: R, transA: false, p.pointer(bn.upWeight), ldb: R, transB: true, m: N, n: C, k: R, beta: 1)
     }
 

@@ -148,6 +148,10 @@ void ck_add_portable(float *out, const float *a, const float *b, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
+void ck_relu_portable(float *x, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) x[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
 void ck_scale_portable(float *x, float s, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++) x[i] *= s;
 }
@@ -337,6 +341,15 @@ CK_AVX2 void ck_add_avx2(float *out, const float *a, const float *b, ptrdiff_t n
     }
 }
 
+CK_AVX2 void ck_relu_avx2(float *x, ptrdiff_t n) {
+    // max_ps returns its second operand when the two compare equal or either is NaN: max(0, x)
+    // is x < 0 ? 0 : x exactly, −0 and NaN included.
+    const __m256 zero = _mm256_setzero_ps();
+    ptrdiff_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_max_ps(zero, _mm256_loadu_ps(x + i)));
+    for (; i < n; i++) x[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
 CK_AVX2 void ck_scale_avx2(float *x, float s, ptrdiff_t n) {
     __m256 sv = _mm256_set1_ps(s);
     ptrdiff_t i = 0;
@@ -441,6 +454,7 @@ void ck_bias_residual_avx2(float *out, const float *x, const float *bias, const 
 }
 void ck_add_avx2(float *out, const float *a, const float *b, ptrdiff_t n) { ck_add_portable(out, a, b, n); }
 void ck_scale_avx2(float *x, float s, ptrdiff_t n) { ck_scale_portable(x, s, n); }
+void ck_relu_avx2(float *x, ptrdiff_t n) { ck_relu_portable(x, n); }
 void ck_layernorm_avx2(float *out, float *mean, float *rstd, const float *input, const float *weight,
                        const float *bias, ptrdiff_t rows, ptrdiff_t cols, float eps) {
     ck_layernorm_portable(out, mean, rstd, input, weight, bias, rows, cols, eps);
@@ -451,6 +465,45 @@ void ck_softmax_unnormalized_avx2(float *x, float *row_sums, ptrdiff_t rows, ptr
 void ck_softmax_avx2(float *x, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t stride) { ck_softmax_portable(x, rows, n, stride); }
 
 #endif
+
+// MARK: - Fused residual add + LayerNorm (both variants)
+
+typedef void (*ck_add_fn)(float *, const float *, const float *, ptrdiff_t);
+typedef void (*ck_layernorm_fn)(float *, float *, float *, const float *, const float *, const float *,
+                                ptrdiff_t, ptrdiff_t, float);
+
+// The row loop of ck_add_layernorm over one variant's add and LayerNorm, so that each variant
+// gives the bits of its own separate passes.
+static inline void ck_add_layernorm_rows(ck_add_fn add, ck_layernorm_fn layernorm, float *out, float *sum,
+                                         const float *a, const float *b, const float *sum_bias,
+                                         const float *weight, const float *bias, ptrdiff_t rows, ptrdiff_t cols,
+                                         float eps) {
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const float *ar = a + r * cols;
+        float *o = out + r * cols, *sr = sum ? sum + r * cols : NULL;
+        const float *s = ar;
+        if (b) {
+            float *t = sr ? sr : o;
+            add(t, ar, b + r * cols, cols);
+            s = t;
+        }
+        layernorm(o, NULL, NULL, s, weight, bias, 1, cols, eps);
+        if (sr) {
+            if (sum_bias) add(sr, s, sum_bias, cols);
+            else if (s != sr) memcpy(sr, s, (size_t)cols * sizeof(float));
+        }
+    }
+}
+
+void ck_add_layernorm_portable(float *out, float *sum, const float *a, const float *b, const float *sum_bias,
+                               const float *weight, const float *bias, ptrdiff_t rows, ptrdiff_t cols, float eps) {
+    ck_add_layernorm_rows(ck_add_portable, ck_layernorm_portable, out, sum, a, b, sum_bias, weight, bias, rows, cols, eps);
+}
+
+void ck_add_layernorm_avx2(float *out, float *sum, const float *a, const float *b, const float *sum_bias,
+                           const float *weight, const float *bias, ptrdiff_t rows, ptrdiff_t cols, float eps) {
+    ck_add_layernorm_rows(ck_add_avx2, ck_layernorm_avx2, out, sum, a, b, sum_bias, weight, bias, rows, cols, eps);
+}
 
 // MARK: - Dispatch
 
@@ -521,4 +574,14 @@ void ck_softmax_unnormalized(float *x, float *row_sums, ptrdiff_t rows, ptrdiff_
 
 void ck_softmax(float *x, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t stride) {
     if (ck_use_avx2()) ck_softmax_avx2(x, rows, n, stride); else ck_softmax_portable(x, rows, n, stride);
+}
+
+void ck_add_layernorm(float *out, float *sum, const float *a, const float *b, const float *sum_bias,
+                      const float *weight, const float *bias, ptrdiff_t rows, ptrdiff_t cols, float eps) {
+    if (ck_use_avx2()) ck_add_layernorm_avx2(out, sum, a, b, sum_bias, weight, bias, rows, cols, eps);
+    else ck_add_layernorm_portable(out, sum, a, b, sum_bias, weight, bias, rows, cols, eps);
+}
+
+void ck_relu(float *x, ptrdiff_t n) {
+    if (ck_use_avx2()) ck_relu_avx2(x, n); else ck_relu_portable(x, n);
 }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Backward passes, side by side with their forwards' conventions (after llm.c): gradients carry a
@@ -75,7 +76,7 @@ public func geluBackward(dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointe
 
 /// ReLU in place, and its backward (dInput += dOut where the *output* is positive).
 public func reluForward(_ x: UnsafeMutablePointer<Float>, count: Int) {
-    for i in 0..<count where x[i] < 0 { x[i] = 0 }
+    ck_relu(x, count)
 }
 
 public func reluBackward(dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, output: UnsafePointer<Float>, count: Int) {

@@ -103,6 +103,17 @@ public func layernormForward(
     ck_layernorm(out, mean, rstd, input, weight, bias, rows, cols, eps)
 }
 
+/// The residual add and the LayerNorm after it in one pass, a row at a time: s = a + b (s = a when
+/// `b` is nil), out = LayerNorm(s); when `sum` is given it receives s + `sumBias` (or s). Bit for
+/// bit `addForward`, `layernormForward` and adding `sumBias` as three passes (inference: no mean
+/// or rstd kept). `out` may alias `a` or `b` when `sum` is nil; `sum` never aliases `out`.
+public func addLayernormForward(
+    out: UnsafeMutablePointer<Float>, sum: UnsafeMutablePointer<Float>? = nil, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
+    sumBias: UnsafePointer<Float>? = nil, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, rows: Int, cols: Int, eps: Float
+) {
+    ck_add_layernorm(out, sum, a, b, sumBias, weight, bias, rows, cols, eps)
+}
+
 /// exp(x − rowmax) in place, the row sums written to `rowSums` — softmax without the division,
 /// for attention, where dividing the (L, D) output is cheaper than the (L, L) probabilities.
 public func softmaxUnnormalized(_ x: UnsafeMutablePointer<Float>, rowSums: UnsafeMutablePointer<Float>, rows: Int, n: Int, stride: Int) {

@@ -68,6 +68,18 @@ struct BenchSweep: ParsableCommand {
             evaluator.foldLoRA = loraFold
             evaluator.clsOnly = !fullLastLayer
             if noPool { evaluator.mixturesPerPool = 1 }
+            // Outside the clock, as in the peer script: reading the adapter files and the test
+            // examples. Inside: checking the splits' hashes, tokenising, merging, evaluating.
+            try evaluator.preloadAdapters(list)
+            var examples: [String: (labels: [String], examples: [Example])] = [:]
+            for target in plan.targets {
+                let s = try catalog.load(target, options: SplitOptions(seed: config.seed, maxTest: config.testCap(for: target)))
+                examples[target] = (s.labels, s.test)
+            }
+            evaluator.testSplitProvider = { domain in
+                guard let split = examples[domain] else { throw CLIError("bench sweep: no test split loaded for \(domain)") }
+                return split
+            }
             var timing = ShardTiming()
             var outcomes: [ItemOutcome] = []
             let start = DispatchTime.now().uptimeNanoseconds
@@ -100,7 +112,7 @@ struct BenchSweep: ParsableCommand {
                 print(String(decoding: d, as: UTF8.self))
             } else {
                 print("adaptermix bench sweep — \(items.count) mixtures of \(list.count) domains, \(test) test examples each, clean, \(method), \(threadOptions.threads) thread(s), shared prefix \(noSharedPrefix ? "off" : "on"), last layer \(fullLastLayer ? "full" : "first tokens"), \(noPool ? "one mixture at a time" : "mixtures pooled"), \(Elementwise.kernelName) kernels\(method == "lora" ? ", LoRA \(loraFold ? "folded" : "unfolded")" : "")")
-                print(String(format: "%.2f s: %.2f mixtures/s, %.0f sequences/s; time: setup (load, tokenise) %.1f%%, merge %.1f%%, encoder %.1f%%, other %.1f%%",
+                print(String(format: "%.2f s: %.2f mixtures/s, %.0f sequences/s; time: setup (split hashes, tokenising, sign packs) %.1f%%, merge %.1f%%, encoder %.1f%%, other %.1f%%",
                              wall, Double(items.count) / wall, Double(sequences) / wall, 100 * timing.setup / wall, 100 * timing.merge / wall,
                              100 * timing.evaluate / wall, 100 * other / wall))
             }

@@ -166,7 +166,68 @@ final class CKernelTests: XCTestCase {
         }
     }
 
+    func testReluKeepsNaNAndSignedZero() {
+        for p in Self.paths {
+            for n in Self.lengths {
+                var x = uniform(n, -2, 2)
+                if n > 3 { x[0] = -0.0; x[1] = .nan; x[2] = -.infinity; x[3] = 0 }
+                var y = x + [.nan]
+                switch p { case .portable: ck_relu_portable(&y, n); case .avx2: ck_relu_avx2(&y, n) }
+                let want = x.map { $0 < 0 ? 0 : $0 }
+                XCTAssertEqual(Array(y[..<n]).map(\.bitPattern), want.map(\.bitPattern), "relu \(p), n = \(n)")
+                XCTAssertTrue(y[n].isNaN, "relu \(p) wrote past n = \(n)")
+            }
+        }
+    }
+
     // MARK: LayerNorm
+
+    /// The fused residual add + LayerNorm gives the bits of its three separate passes (add, LayerNorm,
+    /// add the bias row into the kept sum), for every variant, with and without `b`, `sum` and
+    /// `sum_bias`, and with `out` aliasing an input.
+    func testAddLayerNormIsTheSeparatePassesBitForBit() {
+        for p in Self.paths {
+            let add: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Void = p == .portable
+                ? { ck_add_portable($0, $1, $2, $3) } : { ck_add_avx2($0, $1, $2, $3) }
+            let norm: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void = p == .portable
+                ? { ck_layernorm_portable($0, nil, nil, $1, $2, $3, $4, $5, 1e-12) } : { ck_layernorm_avx2($0, nil, nil, $1, $2, $3, $4, $5, 1e-12) }
+            let fused: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, UnsafePointer<Float>, UnsafePointer<Float>?, UnsafePointer<Float>?,
+                        UnsafePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void = p == .portable
+                ? { ck_add_layernorm_portable($0, $1, $2, $3, $4, $5, $6, $7, $8, 1e-12) } : { ck_add_layernorm_avx2($0, $1, $2, $3, $4, $5, $6, $7, $8, 1e-12) }
+            for cols in Self.lengths {
+                let rows = 3
+                let a = uniform(rows * cols, -2, 2), b = uniform(rows * cols, -2, 2)
+                let w = uniform(cols, 0.5, 1.5), beta = uniform(cols, -0.5, 0.5), sumBias = uniform(cols, -1, 1)
+                // Separate passes.
+                var s = [Float](repeating: 0, count: rows * cols), y = s
+                add(&s, a, b, rows * cols)
+                norm(&y, s, w, beta, rows, cols)
+                var kept = s
+                for r in 0..<rows { kept.withUnsafeMutableBufferPointer { k in add(k.baseAddress! + r * cols, k.baseAddress! + r * cols, sumBias, cols) } }
+                var yA = [Float](repeating: 0, count: rows * cols)
+                norm(&yA, a, w, beta, rows, cols)
+                var keptA = a
+                for r in 0..<rows { keptA.withUnsafeMutableBufferPointer { k in add(k.baseAddress! + r * cols, k.baseAddress! + r * cols, sumBias, cols) } }
+
+                // out only, out aliasing a.
+                var o = a
+                o.withUnsafeMutableBufferPointer { o in fused(o.baseAddress!, nil, o.baseAddress!, b, nil, w, beta, rows, cols) }
+                XCTAssertEqual(o.map(\.bitPattern), y.map(\.bitPattern), "add+layernorm \(p), cols = \(cols)")
+                // out and the sum with its bias.
+                var o2 = [Float](repeating: .nan, count: rows * cols), sum = o2
+                fused(&o2, &sum, a, b, sumBias, w, beta, rows, cols)
+                XCTAssertEqual(o2.map(\.bitPattern), y.map(\.bitPattern), "add+layernorm (sum) \(p), cols = \(cols)")
+                XCTAssertEqual(sum.map(\.bitPattern), kept.map(\.bitPattern), "add+layernorm sum + bias \(p), cols = \(cols)")
+                // No b: LayerNorm of a, the sum a + bias; and the sum without a bias.
+                var o3 = [Float](repeating: .nan, count: rows * cols), sum3 = o3, sum4 = o3
+                fused(&o3, &sum3, a, nil, sumBias, w, beta, rows, cols)
+                XCTAssertEqual(o3.map(\.bitPattern), yA.map(\.bitPattern), "layernorm (no b) \(p), cols = \(cols)")
+                XCTAssertEqual(sum3.map(\.bitPattern), keptA.map(\.bitPattern), "sum (no b) \(p), cols = \(cols)")
+                fused(&o3, &sum4, a, b, nil, w, beta, rows, cols)
+                XCTAssertEqual(sum4.map(\.bitPattern), s.map(\.bitPattern), "sum (no bias) \(p), cols = \(cols)")
+            }
+        }
+    }
 
     func testLayerNormMatchesTorchSemantics() {
         for p in Self.paths {

@@ -34,6 +34,8 @@ void ck_bias_gelu(float *x, const float *bias, ptrdiff_t rows, ptrdiff_t cols);
 /// out = x + bias + residual over `rows` rows of `cols`; `out` may alias `x` or `residual`.
 void ck_bias_residual(float *out, const float *x, const float *bias, const float *residual,
                       ptrdiff_t rows, ptrdiff_t cols);
+/// x = x < 0 ? 0 : x in place (NaN and −0 kept, as the comparison leaves them).
+void ck_relu(float *x, ptrdiff_t n);
 /// out = a + b; `out` may alias `a` or `b`.
 void ck_add(float *out, const float *a, const float *b, ptrdiff_t n);
 /// x *= s.
@@ -42,6 +44,13 @@ void ck_scale(float *x, float s, ptrdiff_t n);
 /// `out` may alias `input`.
 void ck_layernorm(float *out, float *mean, float *rstd, const float *input, const float *weight,
                   const float *bias, ptrdiff_t rows, ptrdiff_t cols, float eps);
+/// Residual add and LayerNorm, a row at a time (the sum stays in cache): per row s = a + b (s = a
+/// when `b` is NULL), out = LayerNorm(s) as ck_layernorm, and — when `sum` is not NULL — sum =
+/// s + sum_bias (s when `sum_bias` is NULL). The same arithmetic, bit for bit, as ck_add, then
+/// ck_layernorm, then ck_add of the bias row. `out` may alias `a` or `b` when `sum` is NULL; `sum`
+/// may alias `a` or `b`, never `out`.
+void ck_add_layernorm(float *out, float *sum, const float *a, const float *b, const float *sum_bias,
+                      const float *weight, const float *bias, ptrdiff_t rows, ptrdiff_t cols, float eps);
 /// exp(x − rowmax) in place over the first `n` of each row (rows `stride` apart); row sums out.
 void ck_softmax_unnormalized(float *x, float *row_sums, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t stride);
 /// Row softmax in place over the first `n` of each row (rows `stride` apart).
@@ -55,11 +64,14 @@ void ck_bias_gelu_portable(float *x, const float *bias, ptrdiff_t rows, ptrdiff_
 void ck_bias_residual_portable(float *out, const float *x, const float *bias, const float *residual,
                                ptrdiff_t rows, ptrdiff_t cols);
 void ck_add_portable(float *out, const float *a, const float *b, ptrdiff_t n);
+void ck_relu_portable(float *x, ptrdiff_t n);
 void ck_scale_portable(float *x, float s, ptrdiff_t n);
 void ck_layernorm_portable(float *out, float *mean, float *rstd, const float *input, const float *weight,
                            const float *bias, ptrdiff_t rows, ptrdiff_t cols, float eps);
 void ck_softmax_unnormalized_portable(float *x, float *row_sums, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t stride);
 void ck_softmax_portable(float *x, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t stride);
+void ck_add_layernorm_portable(float *out, float *sum, const float *a, const float *b, const float *sum_bias,
+                               const float *weight, const float *bias, ptrdiff_t rows, ptrdiff_t cols, float eps);
 
 void ck_exp_avx2(float *out, const float *x, ptrdiff_t n);
 void ck_erf_avx2(float *out, const float *x, ptrdiff_t n);
@@ -68,11 +80,14 @@ void ck_bias_gelu_avx2(float *x, const float *bias, ptrdiff_t rows, ptrdiff_t co
 void ck_bias_residual_avx2(float *out, const float *x, const float *bias, const float *residual,
                            ptrdiff_t rows, ptrdiff_t cols);
 void ck_add_avx2(float *out, const float *a, const float *b, ptrdiff_t n);
+void ck_relu_avx2(float *x, ptrdiff_t n);
 void ck_scale_avx2(float *x, float s, ptrdiff_t n);
 void ck_layernorm_avx2(float *out, float *mean, float *rstd, const float *input, const float *weight,
                        const float *bias, ptrdiff_t rows, ptrdiff_t cols, float eps);
 void ck_softmax_unnormalized_avx2(float *x, float *row_sums, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t stride);
 void ck_softmax_avx2(float *x, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t stride);
+void ck_add_layernorm_avx2(float *out, float *sum, const float *a, const float *b, const float *sum_bias,
+                           const float *weight, const float *bias, ptrdiff_t rows, ptrdiff_t cols, float eps);
 
 #ifdef __cplusplus
 }
