@@ -82,11 +82,35 @@ final class InferenceRewriteTests: XCTestCase {
         }
     }
 
+    /// Inference fuses each residual add into the LayerNorm after it (and the Pfeiffer adapter's
+    /// up-projection bias into that pass) and applies the adapters' activation in place; the
+    /// training forward (`keepTrace`) keeps every step apart. The same logits bit for bit, for every
+    /// method, packed and padded, from the embeddings and from a shared prefix.
+    func testFusedInferencePassesAreTheTrainingForwardBitForBit() throws {
+        let pre = try TestModels.tinyRoberta()
+        let encodings = try pre.encode(RunnerBatchingTests.texts)
+        for method in [AdapterMethod.pfeiffer, .houlsby, .lora] {
+            let adapter = RunnerBatchingTests.randomAdapter(method, encoder: pre.model.config, seed: 5)
+            let model = try AdaptedEncoder(model: pre.model, adapter: adapter)
+            for packed in [true, false] {
+                let batch = EncoderBatch(encodings, padId: pre.tokenizer.padId, packed: packed)
+                let fused = logits(model, batch, clsOnly: false)
+                let traced = logits(model, batch, clsOnly: false, keepTrace: true)
+                XCTAssertEqual(fused.map(\.bitPattern), traced.map(\.bitPattern), "\(method)\(packed ? "" : " padded")")
+                let ws = AdaptedWorkspace()
+                let prefix = withExtendedLifetime(ws) { model.sharedPrefix(batch, workspace: ws) }
+                let fromPrefix = logits(model, batch, clsOnly: false, prefix: prefix)
+                XCTAssertEqual(fromPrefix.map(\.bitPattern), traced.map(\.bitPattern), "\(method)\(packed ? "" : " padded"), from the shared prefix")
+            }
+        }
+    }
+
     /// The logits of one forward pass, copied out while its workspace lives.
-    private func logits(_ model: AdaptedEncoder, _ batch: EncoderBatch, clsOnly: Bool) -> [Float] {
+    private func logits(_ model: AdaptedEncoder, _ batch: EncoderBatch, clsOnly: Bool, keepTrace: Bool = false, prefix: SharedPrefix? = nil) -> [Float] {
         let ws = AdaptedWorkspace()
         return withExtendedLifetime(ws) {
-            Array(UnsafeBufferPointer(start: model.forward(batch, workspace: ws, clsOnly: clsOnly), count: batch.batchSize * model.adapter.layout.head.classes))
+            Array(UnsafeBufferPointer(start: model.forward(batch, workspace: ws, keepTrace: keepTrace, prefix: prefix, clsOnly: clsOnly),
+                                      count: batch.batchSize * model.adapter.layout.head.classes))
         }
     }
 
