@@ -51,6 +51,14 @@ print(f"adaptermix time: setup {a['setup_s']:.2f} s, merge {a['merge_s']:.2f} s,
 for e in ("adaptermix-plain", "pytorch", "onnxruntime"):
     if e in best:
         print(f"adaptermix / {e}: {a['mixtures_per_s'] / best[e]['mixtures_per_s']:.2f}x")
+# Per round, each engine against adaptermix of the same round (the machine's load drifts over
+# minutes; engines run one after another within a round): the median of those ratios.
+rounds = [rows[i:i + 4] for i in range(0, len(rows), 4)]
+for e in ("pytorch", "onnxruntime"):
+    ratios = sorted(next(r["mixtures_per_s"] for r in rd if r["engine"] == "adaptermix") / next(r["mixtures_per_s"] for r in rd if r["engine"] == e)
+                    for rd in rounds if any(r["engine"] == e for r in rd))
+    if ratios:
+        print(f"adaptermix / {e} per round: " + ", ".join(f"{x:.2f}x" for x in ratios) + f" (median {(ratios[(len(ratios) - 1) // 2] + ratios[len(ratios) // 2]) / 2:.2f}x)")
 for e in ("pytorch", "onnxruntime"):
     if e in best:
         print(f"{e}: same per-example correctness as adaptermix on {100 * best[e]['same_correctness_as_adaptermix']:.2f}% of examples")
