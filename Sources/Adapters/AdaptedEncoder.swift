@@ -77,9 +77,9 @@ public final class AdaptedWorkspace {
 }
 
 /// What every adapter of one method computes alike for one batch on one base model: the layer-1
-/// input `x` (the embeddings after their LayerNorm) and, for bottleneck adapters, layer 1 up to the
-/// first adapter (`second`: the attention output for Houlsby, the FFN output plus residual for
-/// Pfeiffer). A sweep computes it once per batch of a target's test split and reuses it for every
+/// input `x` (the embeddings after their LayerNorm; empty for Pfeiffer, whose forward starts after
+/// it) and, for bottleneck adapters, layer 1 up to the first adapter (`second`: the attention output
+/// for Houlsby, the FFN output plus residual for Pfeiffer). A sweep computes it once per batch of a target's test split and reuses it for every
 /// mixture of that target (`AdaptedRunner.predict(prefixes:)`).
 public struct SharedPrefix: Sendable, Equatable {
     public enum Point: String, Sendable { case embeddings, attentionOutput, ffnOutput }
@@ -182,7 +182,8 @@ public struct AdaptedEncoder: Sendable {
         var x: UnsafeMutablePointer<Float>
         if let prefix {
             x = ws.trace(0, keep: true).xIn.reserve(N * C)
-            // From layer 1's FFN output on, the layer input is only the buffer of its output.
+            // From layer 1's FFN output on, the layer input is only the buffer of its output (the
+            // prefix keeps none).
             if prefix.point != .ffnOutput {
                 prefix.x.withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: N * C) }
             }
@@ -314,7 +315,7 @@ public struct AdaptedEncoder: Sendable {
             hFfnOut = hFfn
             if l == 0, let capture, point == .ffnOutput {
                 addForward(out: s2, hFfn, x1, count: n * C)
-                capture(SharedPrefix(point: point, rows: N, x: copy(x), second: copy(s2)))
+                capture(SharedPrefix(point: point, rows: N, x: [], second: copy(s2)))
                 return nil
             }
             (sumA, sumB) = (UnsafePointer(hFfn), UnsafePointer(x1))

@@ -399,7 +399,7 @@ public final class MixtureEvaluator: ShardEvaluator {
         if sharePrefix, let domain = split.domain {
             prefixes = splits[domain]?.prefixes
             if prefixes == nil {
-                // One target's prefixes at a time (rows × C × 2 floats each): a worker that moves
+                // One target's prefixes at a time (rows × C floats each, twice for Houlsby): a worker that moves
                 // on to another target's shard drops the last one's and computes them again if
                 // it comes back (one pass of layer 1 per batch).
                 for other in splits.keys where other != domain { splits[other]?.prefixes = nil }
